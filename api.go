@@ -1,0 +1,402 @@
+package swarm
+
+import (
+	"context"
+	"encoding/json"
+	"reflect"
+	"sort"
+
+	"github.com/hashicorp/raft"
+)
+
+// CreateService creates a service; the orchestrator then creates and
+// places its tasks. Any manager accepts it (a follower forwards to the leader).
+func (n *Node) CreateService(ctx context.Context, spec ServiceSpec) (Service, error) {
+	spec = cloneSpec(spec)
+	spec.Mode = spec.Mode.normalized()
+	if err := validateSpec(&spec); err != nil {
+		return Service{}, err
+	}
+	svc := &Service{ID: newID(), Spec: spec, SpecVersion: 1}
+	if _, err := n.apply(ctx, &command{Type: cmdServiceCreate, Service: svc}); err != nil {
+		return Service{}, err
+	}
+	return n.Service(ctx, svc.ID)
+}
+
+// ScaleService sets the replica count of a replicated service.
+func (n *Node) ScaleService(ctx context.Context, idOrName string, replicas uint64) error {
+	for {
+		svc, err := n.Service(ctx, idOrName)
+		if err != nil {
+			return err
+		}
+		if svc.Spec.Mode.IsGlobal() {
+			return invalidf("service %q is global: only replicated services can be scaled", svc.Spec.Name)
+		}
+		spec := svc.Spec
+		spec.Mode = Replicated(replicas)
+		err = n.UpdateService(ctx, svc.ID, svc.Version, spec)
+		if err == nil || !isVersionConflict(err) {
+			return err
+		}
+		// Someone else changed the service meanwhile: scale the new version.
+	}
+}
+
+// UpdateService replaces a service's spec. version must be the Version the
+// caller read (0 skips the check); a stale version fails with
+// ErrVersionConflict. Tasks are replaced only when the change affects them
+// (not for scaling or label changes).
+func (n *Node) UpdateService(ctx context.Context, idOrName string, version uint64, spec ServiceSpec) error {
+	svc, err := n.Service(ctx, idOrName)
+	if err != nil {
+		return err
+	}
+	spec = cloneSpec(spec)
+	spec.Mode = spec.Mode.normalized()
+	if err := validateSpec(&spec); err != nil {
+		return err
+	}
+	if spec.Name != svc.Spec.Name {
+		return invalidf("service name cannot be changed (%q -> %q)", svc.Spec.Name, spec.Name)
+	}
+	if spec.Mode.IsGlobal() != svc.Spec.Mode.IsGlobal() {
+		return invalidf("service %q: mode cannot change between replicated and global", spec.Name)
+	}
+	if version == 0 {
+		version = svc.Version
+	}
+	next := svc
+	prev := svc.Spec
+	next.Spec = spec
+	next.PreviousSpec = &prev
+	if taskSpecChanged(&prev, &spec) {
+		next.SpecVersion++
+	}
+	_, err = n.apply(ctx, &command{Type: cmdServiceUpdate, Service: &next, Version: version})
+	return err
+}
+
+func isVersionConflict(err error) bool { return errorsIs(err, ErrVersionConflict) }
+
+// taskSpecChanged reports whether a spec change needs the tasks replaced:
+// anything but the mode (scaling), the service labels and the name.
+func taskSpecChanged(a, b *ServiceSpec) bool {
+	x, y := *a, *b
+	x.Mode, y.Mode = ServiceMode{}, ServiceMode{}
+	x.Labels, y.Labels = nil, nil
+	return !reflect.DeepEqual(normalizeForCompare(x), normalizeForCompare(y))
+}
+
+// normalizeForCompare makes nil and empty collections compare equal.
+func normalizeForCompare(s ServiceSpec) string {
+	b, _ := json.Marshal(s)
+	var m map[string]any
+	json.Unmarshal(b, &m)
+	for k, v := range m {
+		if v == nil {
+			delete(m, k)
+		}
+		if a, ok := v.([]any); ok && len(a) == 0 {
+			delete(m, k)
+		}
+		if o, ok := v.(map[string]any); ok && len(o) == 0 {
+			delete(m, k)
+		}
+	}
+	out, _ := json.Marshal(m)
+	return string(out)
+}
+
+// RemoveService removes a service; its tasks are shut down and deleted.
+func (n *Node) RemoveService(ctx context.Context, idOrName string) error {
+	svc, err := n.Service(ctx, idOrName)
+	if err != nil {
+		return err
+	}
+	_, err = n.apply(ctx, &command{Type: cmdServiceRemove, ID: svc.ID})
+	return err
+}
+
+// Service returns one service by full ID, exact name or unique ID prefix.
+func (n *Node) Service(ctx context.Context, idOrName string) (Service, error) {
+	if err := n.checkManager(); err != nil {
+		return Service{}, err
+	}
+	var (
+		svc *Service
+		err error
+	)
+	n.fsm.read(func(s *state) { svc, err = s.lookupService(idOrName) })
+	if err != nil {
+		return Service{}, err
+	}
+	return cloneService(svc), nil
+}
+
+// Services returns all services, sorted by name.
+func (n *Node) Services(ctx context.Context) ([]Service, error) {
+	if err := n.checkManager(); err != nil {
+		return nil, err
+	}
+	var out []Service
+	n.fsm.read(func(s *state) {
+		for _, v := range s.services {
+			out = append(out, cloneService(v))
+		}
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Spec.Name < out[j].Spec.Name })
+	return out, nil
+}
+
+// Tasks returns the tasks that match f, sorted by service name, slot (or
+// node) and creation, newest first within a slot.
+func (n *Node) Tasks(ctx context.Context, f TaskFilter) ([]Task, error) {
+	if err := n.checkManager(); err != nil {
+		return nil, err
+	}
+	if f.DesiredState != "" && !f.DesiredState.Valid() {
+		return nil, invalidf("unknown desired state %q", f.DesiredState)
+	}
+	var (
+		out []Task
+		err error
+	)
+	n.fsm.read(func(s *state) {
+		var pool map[string]*Task
+		var nodeID string
+		if f.Node != "" {
+			var nd *NodeInfo
+			if nd, err = s.lookupNode(f.Node); err != nil {
+				return
+			}
+			nodeID = nd.ID
+			pool = s.tasksByNode[nodeID]
+		}
+		if f.Service != "" {
+			var svc *Service
+			if svc, err = s.lookupService(f.Service); err != nil {
+				return
+			}
+			pool = s.tasksByService[svc.ID]
+		}
+		if f.Node == "" && f.Service == "" {
+			pool = s.tasks
+		}
+		for _, t := range pool {
+			if nodeID != "" && t.NodeID != nodeID {
+				continue
+			}
+			if f.DesiredState != "" && t.DesiredState != f.DesiredState {
+				continue
+			}
+			out = append(out, cloneTask(t))
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := &out[i], &out[j]
+		if a.ServiceName != b.ServiceName {
+			return a.ServiceName < b.ServiceName
+		}
+		if a.Slot != b.Slot {
+			return a.Slot < b.Slot
+		}
+		if a.NodeID != b.NodeID {
+			return a.NodeID < b.NodeID
+		}
+		if !a.CreatedAt.Equal(b.CreatedAt) {
+			return a.CreatedAt.After(b.CreatedAt)
+		}
+		return a.ID < b.ID
+	})
+	return out, nil
+}
+
+// Nodes returns the swarm's nodes, sorted by hostname then ID.
+func (n *Node) Nodes(ctx context.Context) ([]NodeInfo, error) {
+	if err := n.checkManager(); err != nil {
+		return nil, err
+	}
+	_, leaderID := n.raftNode().LeaderWithID()
+	var out []NodeInfo
+	n.fsm.read(func(s *state) {
+		for _, nd := range s.nodes {
+			c := *nd
+			c.Labels, c.EngineLabels = copyMap(nd.Labels), copyMap(nd.EngineLabels)
+			c.Leader = raft.ServerID(c.ID) == leaderID
+			out = append(out, c)
+		}
+	})
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Hostname != out[j].Hostname {
+			return out[i].Hostname < out[j].Hostname
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, nil
+}
+
+// Node returns one node by full ID, exact hostname or unique ID prefix.
+func (n *Node) Node(ctx context.Context, idOrName string) (NodeInfo, error) {
+	if err := n.checkManager(); err != nil {
+		return NodeInfo{}, err
+	}
+	var (
+		nd  *NodeInfo
+		err error
+	)
+	n.fsm.read(func(s *state) { nd, err = s.lookupNode(idOrName) })
+	if err != nil {
+		return NodeInfo{}, err
+	}
+	c := *nd
+	c.Labels, c.EngineLabels = copyMap(nd.Labels), copyMap(nd.EngineLabels)
+	_, leaderID := n.raftNode().LeaderWithID()
+	c.Leader = raft.ServerID(c.ID) == leaderID
+	return c, nil
+}
+
+// NodeUpdate is a change to a node's manager-set attributes.
+type NodeUpdate struct {
+	// Availability: active, pause or drain ("" keeps it).
+	Availability Availability
+	// Labels replace the node's labels when non-nil.
+	Labels map[string]string
+}
+
+// UpdateNode changes a node's availability or labels. version must be the
+// node's Version the caller read (0 skips the check). Draining a node moves
+// its tasks elsewhere; pausing only keeps new ones away.
+func (n *Node) UpdateNode(ctx context.Context, idOrName string, version uint64, u NodeUpdate) error {
+	nd, err := n.Node(ctx, idOrName)
+	if err != nil {
+		return err
+	}
+	next := NodeInfo{Availability: nd.Availability, Labels: nd.Labels}
+	switch u.Availability {
+	case "":
+	case AvailabilityActive, AvailabilityPause, AvailabilityDrain:
+		next.Availability = u.Availability
+	default:
+		return invalidf("availability %q (want active, pause or drain)", u.Availability)
+	}
+	if u.Labels != nil {
+		for k := range u.Labels {
+			if k == "" {
+				return invalidf("node label with an empty key")
+			}
+		}
+		next.Labels = copyMap(u.Labels)
+	}
+	_, err = n.apply(ctx, &command{Type: cmdNodeUpdate, ID: nd.ID, Version: version, Node: &next})
+	return err
+}
+
+// WaitConverged blocks until the service runs its desired tasks: every
+// replica (or every eligible node, for a global service) has a running
+// task of the current spec and no outdated task is still running. It fails
+// when ctx ends first or the service is removed.
+func (n *Node) WaitConverged(ctx context.Context, idOrName string) error {
+	svc, err := n.Service(ctx, idOrName)
+	if err != nil {
+		return err
+	}
+	for {
+		ch, _ := n.fsm.waitCh()
+		var done bool
+		n.fsm.read(func(s *state) {
+			cur, ok := s.services[svc.ID]
+			if !ok {
+				err = notFoundf("service", idOrName)
+				return
+			}
+			done = converged(s, cur)
+		})
+		if err != nil || done {
+			return err
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-n.shutdownCh:
+			return ErrShutdown
+		}
+	}
+}
+
+// converged reports whether a service runs what it should.
+func converged(s *state, svc *Service) bool {
+	want := 0
+	if svc.Spec.Mode.IsGlobal() {
+		sched := newScheduler(nodeList(s), nil)
+		for id := range s.nodes {
+			if sched.eligible(id, &svc.Spec) {
+				want++
+			}
+		}
+	} else {
+		want = int(svc.Spec.Mode.normalized().Replicas)
+	}
+	running := 0
+	for _, t := range s.tasksByService[svc.ID] {
+		live := t.DesiredState.Rank() <= TaskRunning.Rank()
+		switch {
+		case live && t.Status.State == TaskRunning && t.SpecVersion == svc.SpecVersion:
+			running++
+		case live:
+			return false
+		case !t.Status.State.Terminal() && t.NodeID != "" && nodeReady(s, t.NodeID):
+			return false // an old task is still stopping
+		}
+	}
+	return running == want
+}
+
+func nodeReady(s *state, id string) bool {
+	nd, ok := s.nodes[id]
+	return ok && nd.State == NodeReady
+}
+
+func nodeList(s *state) []*NodeInfo {
+	out := make([]*NodeInfo, 0, len(s.nodes))
+	for _, nd := range s.nodes {
+		out = append(out, nd)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Info summarises the swarm as this node sees it. Workers fill in only
+// their own identity.
+func (n *Node) Info(ctx context.Context) (Info, error) {
+	n.mu.Lock()
+	info := Info{NodeID: n.id, ClusterID: n.clusterID, Role: n.role}
+	started, stopped := n.started, n.stopped
+	n.mu.Unlock()
+	if stopped {
+		return info, ErrShutdown
+	}
+	if !started {
+		return info, ErrNotInSwarm
+	}
+	r := n.raftNode()
+	if r == nil {
+		return info, nil
+	}
+	info.Leader = r.State() == raft.Leader
+	_, lid := r.LeaderWithID()
+	info.LeaderID = string(lid)
+	n.fsm.read(func(s *state) {
+		info.Managers = s.managers()
+		info.Nodes = len(s.nodes)
+		info.Services = len(s.services)
+		info.Tasks = len(s.tasks)
+		info.AppliedIndex = s.index
+	})
+	return info, nil
+}

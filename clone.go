@@ -1,0 +1,53 @@
+package swarm
+
+import (
+	"errors"
+	"slices"
+)
+
+func errorsIs(err, target error) bool { return errors.Is(err, target) }
+
+// cloneSpec deep-copies a spec so callers never share memory with the state.
+func cloneSpec(s ServiceSpec) ServiceSpec {
+	s.Labels = copyMap(s.Labels)
+	s.ContainerLabels = copyMap(s.ContainerLabels)
+	s.Command = slices.Clone(s.Command)
+	s.Args = slices.Clone(s.Args)
+	s.Env = slices.Clone(s.Env)
+	s.Placement.Constraints = slices.Clone(s.Placement.Constraints)
+	s.Mounts = slices.Clone(s.Mounts)
+	s.CapAdd = slices.Clone(s.CapAdd)
+	s.CapDrop = slices.Clone(s.CapDrop)
+	s.Ulimits = slices.Clone(s.Ulimits)
+	s.Ports = slices.Clone(s.Ports)
+	if s.Healthcheck != nil {
+		h := *s.Healthcheck
+		h.Test = slices.Clone(h.Test)
+		s.Healthcheck = &h
+	}
+	if s.RestartPolicy.Delay != nil {
+		d := *s.RestartPolicy.Delay
+		s.RestartPolicy.Delay = &d
+	}
+	if s.StopGracePeriod != nil {
+		d := *s.StopGracePeriod
+		s.StopGracePeriod = &d
+	}
+	return s
+}
+
+func cloneService(v *Service) Service {
+	c := *v
+	c.Spec = cloneSpec(v.Spec)
+	if v.PreviousSpec != nil {
+		p := cloneSpec(*v.PreviousSpec)
+		c.PreviousSpec = &p
+	}
+	return c
+}
+
+func cloneTask(t *Task) Task {
+	c := *t
+	c.Spec = cloneSpec(t.Spec)
+	return c
+}

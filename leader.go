@@ -1,0 +1,137 @@
+package swarm
+
+import (
+	"context"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// monitorLeadership starts the leader-only loops when this node gains
+// leadership and stops them when it loses it.
+func (n *Node) monitorLeadership(r *raft.Raft) {
+	defer n.wg.Done()
+	for {
+		select {
+		case leader := <-r.LeaderCh():
+			if leader {
+				n.startLeading()
+			} else {
+				n.stopLeading()
+			}
+		case <-n.shutdownCh:
+			n.stopLeading()
+			return
+		}
+	}
+}
+
+func (n *Node) startLeading() {
+	n.leaderMu.Lock()
+	defer n.leaderMu.Unlock()
+	if n.leaderCancel != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(n.baseCtx)
+	done := make(chan struct{})
+	n.leaderCancel, n.leaderDone = cancel, done
+	go func() {
+		defer close(done)
+		n.lead(ctx)
+	}()
+}
+
+func (n *Node) stopLeading() {
+	n.leaderMu.Lock()
+	cancel, done := n.leaderCancel, n.leaderDone
+	n.leaderCancel, n.leaderDone = nil, nil
+	n.leaderMu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+}
+
+// lead runs while this node is the leader: after a Barrier (so the state
+// reflects every committed entry) it runs the orchestrator and the
+// liveness loop until ctx ends.
+func (n *Node) lead(ctx context.Context) {
+	r := n.raftNode()
+	for {
+		if err := r.Barrier(n.cfg.RPCTimeout).Error(); err == nil {
+			break
+		} else if r.State() != raft.Leader {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	n.log.Info("leading", "node", n.ID())
+	o := newOrchestrator(n)
+	n.leaderMu.Lock()
+	n.orch = o
+	n.leaderMu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		o.run(ctx)
+	}()
+	n.livenessLoop(ctx)
+	<-done
+	n.leaderMu.Lock()
+	n.orch = nil
+	n.leaderMu.Unlock()
+}
+
+// livenessLoop turns gossip into node states: a node gossip declares dead
+// goes down (its tasks are then replaced), one that comes back is ready.
+func (n *Node) livenessLoop(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		n.reconcileLiveness(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.memberEvents:
+		case <-tick.C:
+		}
+	}
+}
+
+func (n *Node) reconcileLiveness(ctx context.Context) {
+	alive := n.aliveMembers()
+	self := n.ID()
+	type change struct {
+		id    string
+		state NodeState
+		msg   string
+	}
+	var changes []change
+	n.fsm.read(func(s *state) {
+		for id, node := range s.nodes {
+			switch {
+			case id == self:
+				if node.State != NodeReady {
+					changes = append(changes, change{id, NodeReady, ""})
+				}
+			case node.State == NodeReady && !alive[id]:
+				changes = append(changes, change{id, NodeDown, "heartbeat failure"})
+			case node.State == NodeDown && alive[id] && node.Message != msgNodeLeft:
+				changes = append(changes, change{id, NodeReady, ""})
+			}
+		}
+	})
+	for _, c := range changes {
+		if _, err := n.applyLocal(ctx, &command{Type: cmdNodeState, ID: c.id, NodeState: c.state, Message: c.msg}); err != nil {
+			n.log.Debug("node state change failed", "node", c.id, "error", err)
+			return
+		}
+		n.log.Info("node state", "node", c.id, "state", c.state, "message", c.msg)
+	}
+}
+
+const msgNodeLeft = "node left the swarm"

@@ -1,0 +1,69 @@
+package swarm
+
+import "time"
+
+// Role is a node's role in the swarm.
+type Role string
+
+// Node roles.
+const (
+	RoleManager Role = "manager"
+	RoleWorker  Role = "worker"
+)
+
+// Availability says whether the scheduler may place tasks on a node.
+type Availability string
+
+// Node availabilities.
+const (
+	// AvailabilityActive nodes take new tasks.
+	AvailabilityActive Availability = "active"
+	// AvailabilityPause nodes keep their tasks but take no new ones.
+	AvailabilityPause Availability = "pause"
+	// AvailabilityDrain nodes run no tasks: theirs are moved elsewhere.
+	AvailabilityDrain Availability = "drain"
+)
+
+// NodeState is a node's liveness as the leader sees it.
+type NodeState string
+
+// Node states.
+const (
+	NodeUnknown      NodeState = "unknown"
+	NodeDown         NodeState = "down"
+	NodeReady        NodeState = "ready"
+	NodeDisconnected NodeState = "disconnected"
+)
+
+// Platform is a node's OS and architecture (GOOS / GOARCH spelling).
+type Platform struct {
+	OS, Arch string
+}
+
+// NodeInfo is a node as the swarm knows it.
+type NodeInfo struct {
+	ID       string
+	Hostname string
+	// Addr is the node's control address (where others Join).
+	Addr string
+	// GossipAddr is the node's memberlist address.
+	GossipAddr   string
+	Role         Role
+	Availability Availability
+	State        NodeState
+	// Message explains the state ("heartbeat failure", "node left").
+	Message string
+	// Leader is true for the current Raft leader.
+	Leader bool
+	// Labels are the node's labels (set through the managers; node.labels.X).
+	Labels map[string]string
+	// EngineLabels are the labels the node was started with (Config.Labels; engine.labels.X).
+	EngineLabels map[string]string
+	// Resources is the capacity the node's runtime reports.
+	Resources Resources
+	Platform  Platform
+	// Version increases with every change.
+	Version   uint64
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}

@@ -1,0 +1,411 @@
+package swarm
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// cmdType names a replicated command.
+type cmdType string
+
+const (
+	cmdClusterInit   cmdType = "cluster-init"
+	cmdNodeUpsert    cmdType = "node-upsert"
+	cmdNodeState     cmdType = "node-state"
+	cmdNodeUpdate    cmdType = "node-update"
+	cmdNodeRemove    cmdType = "node-remove"
+	cmdServiceCreate cmdType = "service-create"
+	cmdServiceUpdate cmdType = "service-update"
+	cmdServiceRemove cmdType = "service-remove"
+	cmdTasks         cmdType = "tasks"
+)
+
+// commandVersion is the first byte of every log entry; bump it when the
+// encoding changes incompatibly.
+const commandVersion byte = 1
+
+// command is one replicated change. The leader stamps Time (and generates
+// every ID) before proposing it, so Apply is deterministic.
+type command struct {
+	Type cmdType   `json:"t"`
+	Time time.Time `json:"tm"`
+
+	Cluster *clusterRecord `json:"c,omitempty"`
+	Node    *NodeInfo      `json:"n,omitempty"`
+	Service *Service       `json:"s,omitempty"`
+	// ID names the node or service a command is about.
+	ID string `json:"id,omitempty"`
+	// Version, when non-zero, must equal the object's current version.
+	Version uint64 `json:"v,omitempty"`
+	// NodeState and Message for cmdNodeState.
+	NodeState NodeState `json:"ns,omitempty"`
+	Message   string    `json:"m,omitempty"`
+	// Ops for cmdTasks.
+	Ops []taskOp `json:"o,omitempty"`
+}
+
+// taskOpKind names a fine-grained task change. Changes are fine-grained so
+// that concurrent writers (the orchestrator, many agents) never overwrite
+// each other's fields.
+type taskOpKind uint8
+
+const (
+	opCreate  taskOpKind = iota + 1 // create Task
+	opDesired                       // raise the desired state to State
+	opAssign                        // assign a new/pending task to NodeID
+	opPending                       // leave a task pending with Message
+	opStatus                        // an agent's report: Status, from NodeID
+	opDelete                        // delete the task
+)
+
+// taskOp is one change to one task.
+type taskOp struct {
+	Op     taskOpKind  `json:"op"`
+	ID     string      `json:"id,omitempty"`
+	Task   *Task       `json:"t,omitempty"`
+	NodeID string      `json:"n,omitempty"`
+	State  TaskState   `json:"s,omitempty"`
+	Status *TaskStatus `json:"st,omitempty"`
+}
+
+func encodeCommand(c *command) ([]byte, error) {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte{commandVersion}, b...), nil
+}
+
+// decodeCommand parses a log entry. It never panics, whatever the input.
+func decodeCommand(data []byte) (*command, error) {
+	if len(data) == 0 {
+		return nil, errors.New("empty command")
+	}
+	if data[0] != commandVersion {
+		return nil, fmt.Errorf("unknown command encoding %d", data[0])
+	}
+	var c command
+	if err := json.Unmarshal(data[1:], &c); err != nil {
+		return nil, fmt.Errorf("decode command: %w", err)
+	}
+	switch c.Type {
+	case cmdClusterInit, cmdNodeUpsert, cmdNodeState, cmdNodeUpdate, cmdNodeRemove,
+		cmdServiceCreate, cmdServiceUpdate, cmdServiceRemove, cmdTasks:
+	default:
+		return nil, fmt.Errorf("unknown command type %q", c.Type)
+	}
+	return &c, nil
+}
+
+// fsm is the Raft state machine. Reads take mu for reading; Apply and
+// Restore take it for writing. changed is closed (and replaced) after every
+// applied entry so long polls can wait for news.
+type fsm struct {
+	mu      sync.RWMutex
+	st      *state
+	changed chan struct{}
+	// onApply, when set, is called (without the lock) after each entry.
+	onApply func(c *command)
+}
+
+func newFSM() *fsm { return &fsm{st: newState(), changed: make(chan struct{})} }
+
+// read runs f with the state under the read lock. f must not keep the
+// state past its return nor mutate anything.
+func (f *fsm) read(fn func(s *state)) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	fn(f.st)
+}
+
+// waitCh returns a channel closed at the next applied entry, and the
+// current applied index.
+func (f *fsm) waitCh() (<-chan struct{}, uint64) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.changed, f.st.index
+}
+
+func (f *fsm) appliedIndex() uint64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.st.index
+}
+
+// Apply implements raft.FSM. It returns nil or an error explaining why the
+// command changed nothing.
+func (f *fsm) Apply(l *raft.Log) interface{} {
+	if l.Type != raft.LogCommand {
+		return nil
+	}
+	c, err := decodeCommand(l.Data)
+	f.mu.Lock()
+	f.st.index = l.Index
+	if err == nil {
+		err = f.st.apply(c, l.Index)
+	}
+	close(f.changed)
+	f.changed = make(chan struct{})
+	cb := f.onApply
+	f.mu.Unlock()
+	if err == nil && cb != nil {
+		cb(c)
+	}
+	return err
+}
+
+// Snapshot implements raft.FSM: a copy of the maps (objects are immutable).
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return &fsmSnapshot{data: f.st.export()}, nil
+}
+
+// Restore implements raft.FSM.
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	var d snapshotData
+	if err := json.NewDecoder(rc).Decode(&d); err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	f.mu.Lock()
+	f.st = stateFrom(&d)
+	close(f.changed)
+	f.changed = make(chan struct{})
+	f.mu.Unlock()
+	return nil
+}
+
+type fsmSnapshot struct{ data *snapshotData }
+
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if err := json.NewEncoder(sink).Encode(s.data); err != nil {
+		sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (s *fsmSnapshot) Release() {}
+
+// apply changes the state; it is deterministic and leaves the state
+// untouched when it returns an error.
+func (s *state) apply(c *command, index uint64) error {
+	switch c.Type {
+	case cmdClusterInit:
+		if c.Cluster == nil || c.Cluster.ID == "" {
+			return invalidf("cluster-init without a cluster")
+		}
+		if s.cluster != nil && s.cluster.ID != c.Cluster.ID {
+			return fmt.Errorf("%w: cluster already initialised", ErrAlreadyInSwarm)
+		}
+		cl := *c.Cluster
+		s.cluster = &cl
+		return nil
+
+	case cmdNodeUpsert:
+		if c.Node == nil || c.Node.ID == "" {
+			return invalidf("node-upsert without a node")
+		}
+		n := *c.Node
+		if old, ok := s.nodes[n.ID]; ok {
+			// A rejoin keeps what the managers decided about the node.
+			n.CreatedAt = old.CreatedAt
+			n.Labels = old.Labels
+			n.Availability = old.Availability
+			if c.Version == 0 {
+				n.Role = old.Role
+			}
+		} else {
+			n.CreatedAt = c.Time
+		}
+		if n.Availability == "" {
+			n.Availability = AvailabilityActive
+		}
+		if n.State == "" {
+			n.State = NodeReady
+		}
+		n.Leader = false
+		n.UpdatedAt = c.Time
+		n.Version = index
+		s.nodes[n.ID] = &n
+		return nil
+
+	case cmdNodeState:
+		old, ok := s.nodes[c.ID]
+		if !ok {
+			return notFoundf("node", c.ID)
+		}
+		n := *old
+		n.State, n.Message = c.NodeState, c.Message
+		n.UpdatedAt, n.Version = c.Time, index
+		s.nodes[n.ID] = &n
+		return nil
+
+	case cmdNodeUpdate:
+		old, ok := s.nodes[c.ID]
+		if !ok {
+			return notFoundf("node", c.ID)
+		}
+		if c.Version != 0 && c.Version != old.Version {
+			return fmt.Errorf("%w: node %s is at version %d, not %d", ErrVersionConflict, c.ID, old.Version, c.Version)
+		}
+		if c.Node == nil {
+			return invalidf("node-update without a node")
+		}
+		n := *old
+		n.Availability, n.Labels = c.Node.Availability, c.Node.Labels
+		if c.Node.Role != "" {
+			n.Role = c.Node.Role
+		}
+		n.UpdatedAt, n.Version = c.Time, index
+		s.nodes[n.ID] = &n
+		return nil
+
+	case cmdNodeRemove:
+		if _, ok := s.nodes[c.ID]; !ok {
+			return notFoundf("node", c.ID)
+		}
+		delete(s.nodes, c.ID)
+		return nil
+
+	case cmdServiceCreate:
+		v := c.Service
+		if v == nil || v.ID == "" || v.Spec.Name == "" {
+			return invalidf("service-create without a service")
+		}
+		if _, ok := s.services[v.ID]; ok {
+			return fmt.Errorf("%w: service ID %s exists", ErrNameConflict, v.ID)
+		}
+		if _, ok := s.serviceByName[v.Spec.Name]; ok {
+			return fmt.Errorf("%w: service %q already exists", ErrNameConflict, v.Spec.Name)
+		}
+		nv := *v
+		nv.Version, nv.CreatedAt, nv.UpdatedAt = index, c.Time, c.Time
+		if nv.SpecVersion == 0 {
+			nv.SpecVersion = 1
+		}
+		s.services[nv.ID] = &nv
+		s.serviceByName[nv.Spec.Name] = nv.ID
+		return nil
+
+	case cmdServiceUpdate:
+		v := c.Service
+		if v == nil {
+			return invalidf("service-update without a service")
+		}
+		old, ok := s.services[v.ID]
+		if !ok {
+			return notFoundf("service", v.ID)
+		}
+		if c.Version != 0 && c.Version != old.Version {
+			return fmt.Errorf("%w: service %s is at version %d, not %d", ErrVersionConflict, old.Spec.Name, old.Version, c.Version)
+		}
+		if v.Spec.Name != old.Spec.Name {
+			return invalidf("service name cannot be changed (%q -> %q)", old.Spec.Name, v.Spec.Name)
+		}
+		nv := *v
+		nv.CreatedAt = old.CreatedAt
+		nv.Version, nv.UpdatedAt = index, c.Time
+		s.services[nv.ID] = &nv
+		return nil
+
+	case cmdServiceRemove:
+		v, ok := s.services[c.ID]
+		if !ok {
+			return notFoundf("service", c.ID)
+		}
+		delete(s.services, v.ID)
+		delete(s.serviceByName, v.Spec.Name)
+		// Its tasks stay until their nodes have stopped them; the
+		// orchestrator sets them to shutdown and reaps them.
+		return nil
+
+	case cmdTasks:
+		for i := range c.Ops {
+			s.applyTaskOp(&c.Ops[i], c.Time, index)
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown command type %q", c.Type)
+}
+
+// applyTaskOp applies one task change. Ops that no longer make sense (the
+// task is gone, the state would move backwards, the reporter is not the
+// task's node) are skipped: they raced with another change.
+func (s *state) applyTaskOp(op *taskOp, now time.Time, index uint64) {
+	if op.Op == opCreate {
+		if op.Task == nil || op.Task.ID == "" {
+			return
+		}
+		if _, ok := s.tasks[op.Task.ID]; ok {
+			return
+		}
+		t := *op.Task
+		t.Version, t.CreatedAt, t.UpdatedAt = index, now, now
+		if t.Status.Timestamp.IsZero() {
+			t.Status.Timestamp = now
+		}
+		s.putTask(&t)
+		return
+	}
+	old, ok := s.tasks[op.ID]
+	if !ok {
+		return
+	}
+	t := *old
+	switch op.Op {
+	case opDesired:
+		if !op.State.Valid() || op.State.Before(t.DesiredState) || op.State == t.DesiredState {
+			return
+		}
+		t.DesiredState = op.State
+	case opAssign:
+		if t.NodeID != "" || t.Status.State.Rank() > TaskPending.Rank() || op.NodeID == "" {
+			return
+		}
+		t.NodeID = op.NodeID
+		t.Status = TaskStatus{State: TaskAssigned, Message: "scheduler assigned task to node", Timestamp: now}
+	case opPending:
+		if t.Status.State.Rank() > TaskPending.Rank() || t.Status.Message == op.Status.messageOr() {
+			return
+		}
+		t.Status = TaskStatus{State: TaskPending, Message: op.Status.messageOr(), Timestamp: now}
+	case opStatus:
+		if op.Status == nil || t.NodeID == "" || op.NodeID != t.NodeID || !op.Status.State.Valid() {
+			return
+		}
+		if op.Status.State.Before(t.Status.State) {
+			return
+		}
+		if op.Status.State == t.Status.State && op.Status.Message == t.Status.Message &&
+			op.Status.Err == t.Status.Err && op.Status.ContainerID == t.Status.ContainerID {
+			return
+		}
+		st := *op.Status
+		if st.Timestamp.IsZero() {
+			st.Timestamp = now
+		}
+		t.Status = st
+	case opDelete:
+		s.deleteTask(op.ID)
+		return
+	default:
+		return
+	}
+	t.Version, t.UpdatedAt = index, now
+	s.putTask(&t)
+}
+
+func (st *TaskStatus) messageOr() string {
+	if st == nil {
+		return ""
+	}
+	return st.Message
+}

@@ -1,0 +1,496 @@
+package swarm
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// rpcServer is the receiver net/rpc serves. Its one method dispatches by
+// name to the node's handlers, so the request and reply types can stay
+// unexported.
+type rpcServer struct{ n *Node }
+
+// Call is the single net/rpc entry point: req is "<method>\n<json args>",
+// resp a JSON rpcEnvelope.
+func (s *rpcServer) Call(req []byte, resp *[]byte) error {
+	n := s.n
+	method, body, ok := bytes.Cut(req, []byte("\n"))
+	var env rpcEnvelope
+	if !ok {
+		env.setErr(invalidf("malformed request"))
+	} else {
+		out, err := n.dispatch(n.baseCtx, string(method), body)
+		if err != nil {
+			env.setErr(err)
+		} else if out != nil {
+			b, err := json.Marshal(out)
+			if err != nil {
+				env.setErr(err)
+			} else {
+				env.Body = b
+			}
+		}
+	}
+	b, err := json.Marshal(&env)
+	if err != nil {
+		return err
+	}
+	*resp = b
+	return nil
+}
+
+func decodeArgs[T any](body []byte) (*T, error) {
+	var v T
+	if err := json.Unmarshal(body, &v); err != nil {
+		return nil, invalidf("malformed request: %v", err)
+	}
+	return &v, nil
+}
+
+func (n *Node) dispatch(ctx context.Context, method string, body []byte) (any, error) {
+	switch method {
+	case "join":
+		a, err := decodeArgs[joinArgs](body)
+		if err != nil {
+			return nil, err
+		}
+		return n.handleJoin(ctx, a)
+	case "addVoter":
+		a, err := decodeArgs[addVoterArgs](body)
+		if err != nil {
+			return nil, err
+		}
+		return n.handleAddVoter(ctx, a)
+	case "apply":
+		a, err := decodeArgs[applyArgs](body)
+		if err != nil {
+			return nil, err
+		}
+		if err := n.checkManager(); err != nil {
+			return nil, err
+		}
+		if !n.IsLeader() {
+			return nil, fmt.Errorf("%w: this manager is not the leader", ErrNoLeader)
+		}
+		idx, err := n.applyLocal(ctx, a.Cmd)
+		return &applyReply{Index: idx}, err
+	case "assignments":
+		a, err := decodeArgs[assignArgs](body)
+		if err != nil {
+			return nil, err
+		}
+		return n.handleAssignments(ctx, a)
+	case "status":
+		a, err := decodeArgs[statusArgs](body)
+		if err != nil {
+			return nil, err
+		}
+		return nil, n.handleStatus(ctx, a)
+	case "leave":
+		a, err := decodeArgs[leaveArgs](body)
+		if err != nil {
+			return nil, err
+		}
+		return nil, n.handleLeave(ctx, a)
+	}
+	return nil, invalidf("unknown method %q", method)
+}
+
+type joinArgs struct {
+	Token string
+	// Rejoin is set by a node resuming from its DataDir; ClusterID is then
+	// the swarm it belongs to.
+	Rejoin    bool
+	ClusterID string
+	Node      NodeInfo
+	Forwarded bool
+}
+
+type joinReply struct {
+	ClusterID string
+	Role      Role
+	Managers  []string
+	Index     uint64
+}
+
+type addVoterArgs struct {
+	NodeID, Addr string
+	Forwarded    bool
+}
+
+type applyArgs struct{ Cmd *command }
+
+type applyReply struct{ Index uint64 }
+
+type assignArgs struct {
+	NodeID string
+	Since  uint64
+	First  bool
+	Wait   time.Duration
+}
+
+type assignReply struct {
+	Index uint64
+	Tasks []*Task
+}
+
+type statusArgs struct {
+	NodeID string
+	Ops    []taskOp
+}
+
+type leaveArgs struct {
+	NodeID    string
+	Forwarded bool
+}
+
+// apply replicates a command through the leader and returns its index.
+// On a follower it forwards to the leader, then waits until the local
+// state has caught up, so a read after a write sees the write. While there
+// is no leader it retries until ctx ends (or RPCTimeout, without a deadline).
+func (n *Node) apply(ctx context.Context, c *command) (uint64, error) {
+	if err := n.checkManager(); err != nil {
+		return 0, err
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, n.cfg.RPCTimeout)
+		defer cancel()
+	}
+	for attempt := 0; ; attempt++ {
+		idx, err := n.applyOnce(ctx, c)
+		if err == nil {
+			return idx, n.waitApplied(ctx, idx)
+		}
+		if !errors.Is(err, ErrNoLeader) && !errors.Is(err, errUnreachable) {
+			return 0, err
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("%w: %v (%v)", ErrNoLeader, ctx.Err(), err)
+		case <-n.shutdownCh:
+			return 0, ErrShutdown
+		case <-time.After(min(10*time.Millisecond<<min(attempt, 4), 100*time.Millisecond)):
+		}
+	}
+}
+
+func (n *Node) applyOnce(ctx context.Context, c *command) (uint64, error) {
+	r := n.raftNode()
+	if r.State() == raft.Leader {
+		return n.applyLocal(ctx, c)
+	}
+	addr, _ := r.LeaderWithID()
+	if addr == "" {
+		return 0, ErrNoLeader
+	}
+	var reply applyReply
+	if err := n.tr.call(ctx, string(addr), "apply", &applyArgs{Cmd: c}, &reply); err != nil {
+		return 0, err
+	}
+	return reply.Index, nil
+}
+
+// applyLocal applies on this node, which must be the leader.
+func (n *Node) applyLocal(ctx context.Context, c *command) (uint64, error) {
+	cc := *c
+	cc.Time = time.Now().UTC()
+	data, err := encodeCommand(&cc)
+	if err != nil {
+		return 0, err
+	}
+	timeout := n.cfg.RPCTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	f := n.raftNode().Apply(data, timeout)
+	if err := f.Error(); err != nil {
+		return 0, translateRaftErr(err)
+	}
+	if resp, ok := f.Response().(error); ok && resp != nil {
+		return f.Index(), resp
+	}
+	return f.Index(), nil
+}
+
+// callManagers makes an RPC to some manager, trying each known one and
+// retrying until ctx ends while none answers.
+func (n *Node) callManagers(ctx context.Context, method string, args, reply any) error {
+	for attempt := 0; ; attempt++ {
+		var lastErr error = fmt.Errorf("%w: no manager address known", ErrNoLeader)
+		for _, addr := range n.managerAddrs() {
+			if addr == n.Addr() {
+				continue
+			}
+			err := n.tr.call(ctx, addr, method, args, reply)
+			if err == nil {
+				return nil
+			}
+			lastErr = err
+			if !errors.Is(err, errUnreachable) && !errors.Is(err, ErrNoLeader) && !errors.Is(err, ErrNotManager) {
+				return err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (%v)", lastErr, ctx.Err())
+		case <-n.shutdownCh:
+			return ErrShutdown
+		case <-time.After(min(20*time.Millisecond<<min(attempt, 4), 200*time.Millisecond)):
+		}
+	}
+}
+
+// forward sends a request that must run on the leader to the leader.
+func (n *Node) forward(ctx context.Context, method string, args, reply any) error {
+	for attempt := 0; ; attempt++ {
+		addr, _ := n.raftNode().LeaderWithID()
+		var err error
+		if addr == "" {
+			err = ErrNoLeader
+		} else if string(addr) == n.Addr() {
+			err = fmt.Errorf("%w: leadership is changing", ErrNoLeader)
+		} else {
+			err = n.tr.call(ctx, string(addr), method, args, reply)
+		}
+		if err == nil || (!errors.Is(err, ErrNoLeader) && !errors.Is(err, errUnreachable)) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (%v)", err, ctx.Err())
+		case <-n.shutdownCh:
+			return ErrShutdown
+		case <-time.After(min(10*time.Millisecond<<min(attempt, 4), 100*time.Millisecond)):
+		}
+	}
+}
+
+// joinRPC asks the managers at peers to admit this node.
+func (n *Node) joinRPC(ctx context.Context, peers []string, rejoin bool) (*joinReply, error) {
+	args := &joinArgs{Token: n.cfg.JoinToken, Rejoin: rejoin, ClusterID: n.clusterIDRef(), Node: *n.selfInfo(ctx, n.Role())}
+	var lastErr error = fmt.Errorf("%w: no manager address", ErrNoLeader)
+	for attempt := 0; ; attempt++ {
+		for _, p := range peers {
+			var reply joinReply
+			err := n.tr.call(ctx, p, "join", args, &reply)
+			if err == nil {
+				if reply.Role == RoleManager && !rejoin {
+					if err := n.ensureRaft(); err != nil {
+						return nil, err
+					}
+					var vr applyReply
+					if err := n.tr.call(ctx, p, "addVoter", &addVoterArgs{NodeID: n.ID(), Addr: n.Addr()}, &vr); err != nil {
+						return nil, fmt.Errorf("swarm: join as manager: %w", err)
+					}
+					// reply.Index (the node's record) is the entry to wait
+					// for: the configuration change has no FSM index.
+				}
+				return &reply, nil
+			}
+			lastErr = err
+			if !errors.Is(err, errUnreachable) && !errors.Is(err, ErrNoLeader) {
+				return nil, err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("swarm: join %v: %w", peers, lastErr)
+		case <-n.shutdownCh:
+			return nil, ErrShutdown
+		case <-time.After(min(20*time.Millisecond<<min(attempt, 4), 200*time.Millisecond)):
+		}
+	}
+}
+
+func (n *Node) clusterIDRef() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.clusterID
+}
+
+// handleJoin admits a node (on the leader; other managers forward).
+func (n *Node) handleJoin(ctx context.Context, a *joinArgs) (*joinReply, error) {
+	if err := n.checkManager(); err != nil {
+		return nil, err
+	}
+	if !n.IsLeader() {
+		if a.Forwarded {
+			return nil, fmt.Errorf("%w: this manager is not the leader", ErrNoLeader)
+		}
+		a.Forwarded = true
+		var reply joinReply
+		err := n.forward(ctx, "join", a, &reply)
+		return &reply, err
+	}
+	var (
+		cl       *clusterRecord
+		existing *NodeInfo
+	)
+	n.fsm.read(func(s *state) { cl, existing = s.cluster, s.nodes[a.Node.ID] })
+	if cl == nil {
+		return nil, fmt.Errorf("%w: the swarm is not initialised yet", ErrNoLeader)
+	}
+	if a.Node.ID == "" {
+		return nil, invalidf("join without a node ID")
+	}
+	var role Role
+	if a.Rejoin {
+		if a.ClusterID != cl.ID {
+			return nil, fmt.Errorf("%w: the node's DataDir belongs to swarm %s, not %s", ErrInvalidToken, a.ClusterID, cl.ID)
+		}
+		if existing == nil {
+			return nil, fmt.Errorf("%w: node %s was removed from the swarm; clear its DataDir to join again", ErrNotFound, a.Node.ID)
+		}
+		role = existing.Role
+	} else {
+		var err error
+		if role, err = cl.roleForToken(a.Token); err != nil {
+			return nil, err
+		}
+		if existing != nil {
+			return nil, fmt.Errorf("%w: node ID %s is already in the swarm", ErrNameConflict, a.Node.ID)
+		}
+	}
+	if a.Node.GossipAddr != "" {
+		if _, err := n.memberlistRef().Join([]string{a.Node.GossipAddr}); err != nil {
+			return nil, fmt.Errorf("swarm: cannot reach the joining node's gossip address %s: %w", a.Node.GossipAddr, err)
+		}
+	}
+	node := a.Node
+	node.Role, node.State, node.Message = role, NodeReady, ""
+	idx, err := n.applyLocal(ctx, &command{Type: cmdNodeUpsert, Node: &node})
+	if err != nil {
+		return nil, err
+	}
+	if a.Rejoin && role == RoleManager {
+		if _, err := n.addVoter(ctx, node.ID, node.Addr); err != nil {
+			return nil, err
+		}
+	}
+	n.notifyMembers()
+	return &joinReply{ClusterID: cl.ID, Role: role, Managers: n.managerAddrs(), Index: idx}, nil
+}
+
+// handleAddVoter adds a node that joined with the manager token to the
+// Raft configuration (or updates its address).
+func (n *Node) handleAddVoter(ctx context.Context, a *addVoterArgs) (*applyReply, error) {
+	if err := n.checkManager(); err != nil {
+		return nil, err
+	}
+	if !n.IsLeader() {
+		if a.Forwarded {
+			return nil, fmt.Errorf("%w: this manager is not the leader", ErrNoLeader)
+		}
+		a.Forwarded = true
+		var reply applyReply
+		err := n.forward(ctx, "addVoter", a, &reply)
+		return &reply, err
+	}
+	var node *NodeInfo
+	n.fsm.read(func(s *state) { node = s.nodes[a.NodeID] })
+	if node == nil || node.Role != RoleManager {
+		return nil, fmt.Errorf("%w: node %s is not a manager of this swarm", ErrNotManager, a.NodeID)
+	}
+	idx, err := n.addVoter(ctx, a.NodeID, a.Addr)
+	return &applyReply{Index: idx}, err
+}
+
+func (n *Node) addVoter(ctx context.Context, id, addr string) (uint64, error) {
+	timeout := n.cfg.RPCTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	f := n.raftNode().AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, timeout)
+	if err := f.Error(); err != nil {
+		return 0, translateRaftErr(err)
+	}
+	return f.Index(), nil
+}
+
+// handleLeave marks a leaving node down and, for a manager, removes it
+// from the Raft configuration (on the leader; others forward).
+func (n *Node) handleLeave(ctx context.Context, a *leaveArgs) error {
+	if err := n.checkManager(); err != nil {
+		return err
+	}
+	if !n.IsLeader() {
+		if a.Forwarded {
+			return fmt.Errorf("%w: this manager is not the leader", ErrNoLeader)
+		}
+		a.Forwarded = true
+		return n.forward(ctx, "leave", a, nil)
+	}
+	var node *NodeInfo
+	n.fsm.read(func(s *state) { node = s.nodes[a.NodeID] })
+	if node == nil {
+		return notFoundf("node", a.NodeID)
+	}
+	if _, err := n.applyLocal(ctx, &command{Type: cmdNodeState, ID: a.NodeID, NodeState: NodeDown, Message: msgNodeLeft}); err != nil {
+		return err
+	}
+	if node.Role == RoleManager {
+		f := n.raftNode().RemoveServer(raft.ServerID(a.NodeID), 0, n.cfg.RPCTimeout)
+		if err := f.Error(); err != nil {
+			return translateRaftErr(err)
+		}
+	}
+	return nil
+}
+
+// handleStatus turns an agent's batch of status reports into one log entry.
+func (n *Node) handleStatus(ctx context.Context, a *statusArgs) error {
+	for i := range a.Ops {
+		a.Ops[i].Op = opStatus
+		a.Ops[i].NodeID = a.NodeID
+	}
+	_, err := n.apply(ctx, &command{Type: cmdTasks, Ops: a.Ops})
+	return err
+}
+
+// handleAssignments is the agents' long poll: it answers with the node's
+// tasks as soon as they changed after Since (at once when First), or
+// empty-handed after Wait.
+func (n *Node) handleAssignments(ctx context.Context, a *assignArgs) (*assignReply, error) {
+	if err := n.checkManager(); err != nil {
+		return nil, err
+	}
+	wait := min(max(a.Wait, 0), time.Minute)
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		ch, _ := n.fsm.waitCh()
+		if reply, ok := n.assignments(a.NodeID, a.Since, a.First); ok {
+			return reply, nil
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			return &assignReply{Index: a.Since}, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// assignments returns the node's tasks if they changed after since.
+func (n *Node) assignments(nodeID string, since uint64, first bool) (*assignReply, bool) {
+	var reply *assignReply
+	n.fsm.read(func(s *state) {
+		idx := s.nodeIndex[nodeID]
+		if !first && idx <= since {
+			return
+		}
+		reply = &assignReply{Index: idx, Tasks: make([]*Task, 0, len(s.tasksByNode[nodeID]))}
+		for _, t := range s.tasksByNode[nodeID] {
+			reply.Tasks = append(reply.Tasks, t)
+		}
+	})
+	return reply, reply != nil
+}

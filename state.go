@@ -1,0 +1,236 @@
+package swarm
+
+import (
+	"sort"
+	"strings"
+	"time"
+)
+
+// clusterRecord is the swarm-wide record written by Init.
+type clusterRecord struct {
+	ID        string
+	CreatedAt time.Time
+	// WorkerSecret and ManagerSecret are the secret parts of the join tokens.
+	WorkerSecret  string
+	ManagerSecret string
+	// Digest identifies the swarm in join tokens.
+	Digest string
+}
+
+// state is the replicated cluster state. Objects stored in it are never
+// mutated: a change stores a modified copy, so readers may keep pointers
+// and snapshots are a cheap copy of the maps.
+type state struct {
+	cluster  *clusterRecord
+	nodes    map[string]*NodeInfo
+	services map[string]*Service
+	tasks    map[string]*Task
+
+	serviceByName  map[string]string
+	tasksByService map[string]map[string]*Task
+	tasksByNode    map[string]map[string]*Task
+	// nodeIndex is the last index at which any task on the node changed.
+	nodeIndex map[string]uint64
+	index     uint64
+}
+
+func newState() *state {
+	return &state{
+		nodes:          map[string]*NodeInfo{},
+		services:       map[string]*Service{},
+		tasks:          map[string]*Task{},
+		serviceByName:  map[string]string{},
+		tasksByService: map[string]map[string]*Task{},
+		tasksByNode:    map[string]map[string]*Task{},
+		nodeIndex:      map[string]uint64{},
+	}
+}
+
+// putTask stores t (a fresh copy) and maintains the indexes.
+func (s *state) putTask(t *Task) {
+	if old, ok := s.tasks[t.ID]; ok {
+		s.unindexTask(old)
+	}
+	s.tasks[t.ID] = t
+	m := s.tasksByService[t.ServiceID]
+	if m == nil {
+		m = map[string]*Task{}
+		s.tasksByService[t.ServiceID] = m
+	}
+	m[t.ID] = t
+	if t.NodeID != "" {
+		n := s.tasksByNode[t.NodeID]
+		if n == nil {
+			n = map[string]*Task{}
+			s.tasksByNode[t.NodeID] = n
+		}
+		n[t.ID] = t
+		s.nodeIndex[t.NodeID] = s.index
+	}
+}
+
+func (s *state) unindexTask(t *Task) {
+	if m := s.tasksByService[t.ServiceID]; m != nil {
+		delete(m, t.ID)
+		if len(m) == 0 {
+			delete(s.tasksByService, t.ServiceID)
+		}
+	}
+	if t.NodeID != "" {
+		if m := s.tasksByNode[t.NodeID]; m != nil {
+			delete(m, t.ID)
+			if len(m) == 0 {
+				delete(s.tasksByNode, t.NodeID)
+			}
+		}
+		s.nodeIndex[t.NodeID] = s.index
+	}
+}
+
+func (s *state) deleteTask(id string) {
+	if t, ok := s.tasks[id]; ok {
+		s.unindexTask(t)
+		delete(s.tasks, id)
+	}
+}
+
+// snapshotData is the serialised form of the state.
+type snapshotData struct {
+	Cluster  *clusterRecord
+	Nodes    []*NodeInfo
+	Services []*Service
+	Tasks    []*Task
+	Index    uint64
+}
+
+func (s *state) export() *snapshotData {
+	d := &snapshotData{Cluster: s.cluster, Index: s.index,
+		Nodes:    make([]*NodeInfo, 0, len(s.nodes)),
+		Services: make([]*Service, 0, len(s.services)),
+		Tasks:    make([]*Task, 0, len(s.tasks)),
+	}
+	for _, n := range s.nodes {
+		d.Nodes = append(d.Nodes, n)
+	}
+	for _, v := range s.services {
+		d.Services = append(d.Services, v)
+	}
+	for _, t := range s.tasks {
+		d.Tasks = append(d.Tasks, t)
+	}
+	sort.Slice(d.Nodes, func(i, j int) bool { return d.Nodes[i].ID < d.Nodes[j].ID })
+	sort.Slice(d.Services, func(i, j int) bool { return d.Services[i].ID < d.Services[j].ID })
+	sort.Slice(d.Tasks, func(i, j int) bool { return d.Tasks[i].ID < d.Tasks[j].ID })
+	return d
+}
+
+func stateFrom(d *snapshotData) *state {
+	s := newState()
+	s.cluster = d.Cluster
+	s.index = d.Index
+	for _, n := range d.Nodes {
+		if n != nil && n.ID != "" {
+			s.nodes[n.ID] = n
+		}
+	}
+	for _, v := range d.Services {
+		if v != nil && v.ID != "" {
+			s.services[v.ID] = v
+			s.serviceByName[v.Spec.Name] = v.ID
+		}
+	}
+	for _, t := range d.Tasks {
+		if t != nil && t.ID != "" {
+			s.putTask(t)
+		}
+	}
+	return s
+}
+
+// lookupService resolves a full ID, an exact name or a unique ID prefix,
+// in that order, as Swarm does.
+func (s *state) lookupService(ref string) (*Service, error) {
+	if ref == "" {
+		return nil, invalidf("empty service reference")
+	}
+	if v, ok := s.services[ref]; ok {
+		return v, nil
+	}
+	if id, ok := s.serviceByName[ref]; ok {
+		return s.services[id], nil
+	}
+	var found *Service
+	for id, v := range s.services {
+		if strings.HasPrefix(id, ref) {
+			if found != nil {
+				return nil, ambiguousf("service", ref)
+			}
+			found = v
+		}
+	}
+	if found == nil {
+		return nil, notFoundf("service", ref)
+	}
+	return found, nil
+}
+
+// lookupNode resolves a full ID, an exact hostname or a unique ID prefix.
+func (s *state) lookupNode(ref string) (*NodeInfo, error) {
+	if ref == "" {
+		return nil, invalidf("empty node reference")
+	}
+	if n, ok := s.nodes[ref]; ok {
+		return n, nil
+	}
+	var byName, byPrefix *NodeInfo
+	nName, nPrefix := 0, 0
+	for id, n := range s.nodes {
+		if n.Hostname == ref {
+			byName, nName = n, nName+1
+		}
+		if strings.HasPrefix(id, ref) {
+			byPrefix, nPrefix = n, nPrefix+1
+		}
+	}
+	switch {
+	case nName == 1:
+		return byName, nil
+	case nName > 1:
+		return nil, ambiguousf("node", ref)
+	case nPrefix == 1:
+		return byPrefix, nil
+	case nPrefix > 1:
+		return nil, ambiguousf("node", ref)
+	}
+	return nil, notFoundf("node", ref)
+}
+
+// lookupTask resolves a full task ID or a unique prefix.
+func (s *state) lookupTask(ref string) (*Task, error) {
+	if t, ok := s.tasks[ref]; ok {
+		return t, nil
+	}
+	var found *Task
+	for id, t := range s.tasks {
+		if ref != "" && strings.HasPrefix(id, ref) {
+			if found != nil {
+				return nil, ambiguousf("task", ref)
+			}
+			found = t
+		}
+	}
+	if found == nil {
+		return nil, notFoundf("task", ref)
+	}
+	return found, nil
+}
+
+func (s *state) managers() int {
+	c := 0
+	for _, n := range s.nodes {
+		if n.Role == RoleManager {
+			c++
+		}
+	}
+	return c
+}
