@@ -292,7 +292,9 @@ func (a *agent) startRunnerLocked(t *Task, containerID string) {
 // run drives one task through Swarm's states and returns its final status
 // (nil when the agent itself is shutting down: the task is left as is).
 func (a *agent) run(r *runner) *TaskStatus {
-	t := r.task
+	a.mu.Lock()
+	t := r.task // assign replaces r.task under a.mu; the spec never changes
+	a.mu.Unlock()
 	ctx, cancel := context.WithCancel(a.ctx)
 	defer cancel()
 	go func() {
@@ -317,8 +319,8 @@ func (a *agent) run(r *runner) *TaskStatus {
 		}
 		if stopped() {
 			if r.containerID != "" {
-				sctx, scancel := context.WithTimeout(a.ctx, stopGrace(r.task)+a.n.cfg.RPCTimeout)
-				if err := a.rt.Stop(sctx, r.containerID, stopGrace(r.task)); err != nil {
+				sctx, scancel := context.WithTimeout(a.ctx, stopGrace(t)+a.n.cfg.RPCTimeout)
+				if err := a.rt.Stop(sctx, r.containerID, stopGrace(t)); err != nil {
 					a.n.log.Warn("stopping container failed", "container", r.containerID, "error", err)
 				}
 				scancel()

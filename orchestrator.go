@@ -244,6 +244,8 @@ func (o *orchestrator) slotTasks(s *state, p *plan, svc *Service, tasks []*Task,
 			if wantsRestart(&svc.Spec, live) {
 				p.desired(live, TaskShutdown)
 				newTask(TaskReady)
+				// The replacement starts after the restart delay.
+				p.wakeAt(p.now.Add(o.restartDelay(&svc.Spec)))
 				occupied = true
 			}
 		case live.DesiredState == TaskReady:
