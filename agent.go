@@ -106,6 +106,7 @@ func (a *agent) loop() {
 	defer a.waitRunners()
 	var since uint64
 	first := true
+	known := map[string]*Task{}
 	for attempt := 0; ; {
 		reply, err := a.fetch(since, first)
 		if a.ctx.Err() != nil {
@@ -122,13 +123,35 @@ func (a *agent) loop() {
 			continue
 		}
 		attempt = 0
+		if reply.Index == since && !first {
+			continue // the long poll timed out: nothing changed
+		}
 		if first {
-			a.adopt(reply.Tasks)
+			known = map[string]*Task{}
+		}
+		for _, t := range reply.Tasks {
+			if spec, ok := reply.Specs[specKey(t)]; ok {
+				t.Spec = spec
+			}
+			known[t.ID] = t
+		}
+		current := make(map[string]bool, len(reply.IDs))
+		for _, id := range reply.IDs {
+			current[id] = true
+		}
+		tasks := make([]*Task, 0, len(reply.IDs))
+		for id, t := range known {
+			if !current[id] {
+				delete(known, id)
+				continue
+			}
+			tasks = append(tasks, t)
+		}
+		if first {
+			a.adopt(tasks)
 			first = false
 		}
-		if reply.Tasks != nil || reply.Index != since {
-			a.assign(reply.Tasks)
-		}
+		a.assign(tasks)
 		since = reply.Index
 	}
 }
@@ -337,14 +360,20 @@ func (a *agent) run(r *runner) *TaskStatus {
 	if r.containerID == "" {
 		a.report(t.ID, TaskStatus{State: TaskAccepted, Message: "accepted"})
 		a.report(t.ID, TaskStatus{State: TaskPreparing, Message: "preparing"})
-		id, err := a.rt.Create(ctx, a.containerConfig(t))
+		// Create runs to the end even if a stop comes meanwhile (only the
+		// agent's own shutdown cancels it): a runtime may create the
+		// container after the caller gave up, leaving it behind unknown.
+		id, err := a.rt.Create(a.ctx, a.containerConfig(t))
 		if err != nil {
-			if ctx.Err() != nil {
+			if a.ctx.Err() != nil || stopped() {
 				return finish(nil)
 			}
 			return &TaskStatus{State: TaskRejected, Message: "rejected", Err: err.Error()}
 		}
 		r.containerID = id
+		if stopped() {
+			return finish(nil)
+		}
 		a.report(t.ID, TaskStatus{State: TaskReady, Message: "ready", ContainerID: id})
 		if stopped() {
 			return finish(nil)

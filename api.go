@@ -124,6 +124,7 @@ func (n *Node) Service(ctx context.Context, idOrName string) (Service, error) {
 	if err := n.checkManager(); err != nil {
 		return Service{}, err
 	}
+	n.syncRead(ctx)
 	var (
 		svc *Service
 		err error
@@ -140,6 +141,7 @@ func (n *Node) Services(ctx context.Context) ([]Service, error) {
 	if err := n.checkManager(); err != nil {
 		return nil, err
 	}
+	n.syncRead(ctx)
 	var out []Service
 	n.fsm.read(func(s *state) {
 		for _, v := range s.services {
@@ -156,6 +158,7 @@ func (n *Node) Tasks(ctx context.Context, f TaskFilter) ([]Task, error) {
 	if err := n.checkManager(); err != nil {
 		return nil, err
 	}
+	n.syncRead(ctx)
 	if f.DesiredState != "" && !f.DesiredState.Valid() {
 		return nil, invalidf("unknown desired state %q", f.DesiredState)
 	}
@@ -205,8 +208,8 @@ func (n *Node) Tasks(ctx context.Context, f TaskFilter) ([]Task, error) {
 		if a.Slot != b.Slot {
 			return a.Slot < b.Slot
 		}
-		if a.NodeID != b.NodeID {
-			return a.NodeID < b.NodeID
+		if a.Slot == 0 && a.NodeID != b.NodeID {
+			return a.NodeID < b.NodeID // global tasks group by node
 		}
 		if !a.CreatedAt.Equal(b.CreatedAt) {
 			return a.CreatedAt.After(b.CreatedAt)
@@ -221,6 +224,7 @@ func (n *Node) Nodes(ctx context.Context) ([]NodeInfo, error) {
 	if err := n.checkManager(); err != nil {
 		return nil, err
 	}
+	n.syncRead(ctx)
 	_, leaderID := n.raftNode().LeaderWithID()
 	var out []NodeInfo
 	n.fsm.read(func(s *state) {
@@ -245,6 +249,7 @@ func (n *Node) Node(ctx context.Context, idOrName string) (NodeInfo, error) {
 	if err := n.checkManager(); err != nil {
 		return NodeInfo{}, err
 	}
+	n.syncRead(ctx)
 	var (
 		nd  *NodeInfo
 		err error

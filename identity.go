@@ -18,6 +18,9 @@ type identity struct {
 	GossipAddr string
 	// Managers are control addresses of managers, for rejoining.
 	Managers []string
+	// Digest is the swarm's digest as join tokens carry it, so a restart
+	// with a token of another swarm is refused.
+	Digest string
 }
 
 const identityFile = "node.json"

@@ -2,6 +2,9 @@ package swarm
 
 import (
 	"context"
+	"fmt"
+	"net"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -41,6 +44,13 @@ func (n *Node) startLeading() {
 	}()
 }
 
+// statusBatcherRef returns the leader's status batcher (nil unless leading).
+func (n *Node) statusBatcherRef() *statusBatcher {
+	n.leaderMu.Lock()
+	defer n.leaderMu.Unlock()
+	return n.batcher
+}
+
 func (n *Node) stopLeading() {
 	n.leaderMu.Lock()
 	cancel, done := n.leaderCancel, n.leaderDone
@@ -71,19 +81,26 @@ func (n *Node) lead(ctx context.Context) {
 	}
 	n.log.Info("leading", "node", n.ID())
 	o := newOrchestrator(n)
+	b := newStatusBatcher(n)
 	n.leaderMu.Lock()
-	n.orch = o
+	n.orch, n.batcher = o, b
 	n.leaderMu.Unlock()
-	done := make(chan struct{})
+	done := make(chan struct{}, 2)
 	go func() {
-		defer close(done)
+		defer func() { done <- struct{}{} }()
 		o.run(ctx)
+	}()
+	go func() {
+		defer func() { done <- struct{}{} }()
+		b.run(ctx)
 	}()
 	n.livenessLoop(ctx)
 	<-done
+	<-done
 	n.leaderMu.Lock()
-	n.orch = nil
+	n.orch, n.batcher = nil, nil
 	n.leaderMu.Unlock()
+	b.failPending(fmt.Errorf("%w: leadership lost", ErrNoLeader))
 }
 
 // livenessLoop turns gossip into node states: a node gossip declares dead
@@ -106,9 +123,9 @@ func (n *Node) reconcileLiveness(ctx context.Context) {
 	alive := n.aliveMembers()
 	self := n.ID()
 	type change struct {
-		id    string
-		state NodeState
-		msg   string
+		id, addr string
+		state    NodeState
+		msg      string
 	}
 	var changes []change
 	n.fsm.read(func(s *state) {
@@ -116,22 +133,60 @@ func (n *Node) reconcileLiveness(ctx context.Context) {
 			switch {
 			case id == self:
 				if node.State != NodeReady {
-					changes = append(changes, change{id, NodeReady, ""})
+					changes = append(changes, change{id, node.Addr, NodeReady, ""})
 				}
 			case node.State == NodeReady && !alive[id]:
-				changes = append(changes, change{id, NodeDown, "heartbeat failure"})
+				changes = append(changes, change{id, node.Addr, NodeDown, "heartbeat failure"})
 			case node.State == NodeDown && alive[id] && node.Message != msgNodeLeft:
-				changes = append(changes, change{id, NodeReady, ""})
+				changes = append(changes, change{id, node.Addr, NodeReady, ""})
 			}
 		}
 	})
-	for _, c := range changes {
+	// Gossip can call a node dead that is only slow (a loaded host misses
+	// probe deadlines). Confirm on the control port: a crashed node's
+	// kernel refuses the connection at once; a live one accepts it.
+	confirmed := make([]bool, len(changes))
+	var wg sync.WaitGroup
+	for i, c := range changes {
+		if c.state != NodeDown {
+			confirmed[i] = true
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			confirmed[i] = !n.reachable(ctx, c.addr)
+		}()
+	}
+	wg.Wait()
+	for i, c := range changes {
+		if !confirmed[i] {
+			n.log.Debug("gossip reports a node dead but its control port answers", "node", c.id)
+			continue
+		}
 		if _, err := n.applyLocal(ctx, &command{Type: cmdNodeState, ID: c.id, NodeState: c.state, Message: c.msg}); err != nil {
 			n.log.Debug("node state change failed", "node", c.id, "error", err)
 			return
 		}
 		n.log.Info("node state", "node", c.id, "state", c.state, "message", c.msg)
 	}
+}
+
+// reachable reports whether addr accepts a TCP connection within the
+// gossip probe interval.
+func (n *Node) reachable(ctx context.Context, addr string) bool {
+	if addr == "" {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, max(n.cfg.GossipProbeInterval, 200*time.Millisecond))
+	defer cancel()
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
 
 const msgNodeLeft = "node left the swarm"

@@ -107,6 +107,8 @@ func (n *Node) memberlistConfig(host string, port int) *memberlist.Config {
 	mc.SuspicionMaxTimeoutMult = 2
 	mc.TCPTimeout = 2 * time.Second
 	mc.DeadNodeReclaimTime = time.Second
+	// Compression costs more CPU than it saves on a LAN or loopback.
+	mc.EnableCompression = false
 	mc.Delegate = gossipDelegate{n: n}
 	mc.Events = eventDelegate{n: n}
 	if n.log.IsDebug() {

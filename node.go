@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -55,6 +56,7 @@ type Node struct {
 	leaderCancel context.CancelFunc
 	leaderDone   chan struct{}
 	orch         *orchestrator
+	batcher      *statusBatcher
 }
 
 // NewNode returns a node configured by cfg. It does nothing until Init or Join.
@@ -162,6 +164,9 @@ func (n *Node) init() error {
 	if _, err := n.apply(ctx, &command{Type: cmdClusterInit, Cluster: cl}); err != nil {
 		return err
 	}
+	n.mu.Lock()
+	n.ident.Digest = cl.Digest
+	n.mu.Unlock()
 	if _, err := n.apply(ctx, &command{Type: cmdNodeUpsert, Node: n.selfInfo(ctx, RoleManager)}); err != nil {
 		return err
 	}
@@ -222,6 +227,7 @@ func (n *Node) join(addr string) error {
 	n.clusterID, n.role = resp.ClusterID, resp.Role
 	n.ident.ClusterID, n.ident.Role = resp.ClusterID, resp.Role
 	n.ident.Managers = resp.Managers
+	n.ident.Digest, _, _ = parseToken(n.cfg.JoinToken)
 	n.mu.Unlock()
 	if resp.Role == RoleManager {
 		if err := n.waitApplied(ctx, resp.Index); err != nil {
@@ -238,6 +244,15 @@ func (n *Node) join(addr string) error {
 
 // resume restarts a node from its DataDir.
 func (n *Node) resume(ident *identity, addr string) error {
+	if n.cfg.JoinToken != "" && ident.Digest != "" {
+		digest, _, err := parseToken(n.cfg.JoinToken)
+		if err != nil {
+			return err
+		}
+		if digest != ident.Digest {
+			return fmt.Errorf("%w: DataDir %s belongs to another swarm than the join token's", ErrInvalidToken, n.cfg.DataDir)
+		}
+	}
 	n.setIdentity(ident)
 	if err := n.listen(ident); err != nil {
 		return err
@@ -432,6 +447,9 @@ func (n *Node) startRaft(bootstrap bool) error {
 		mem := raft.NewInmemStore()
 		logs, stable, snaps = mem, mem, raft.NewInmemSnapshotStore()
 	} else {
+		if err := os.MkdirAll(n.cfg.DataDir, 0o700); err != nil {
+			return fmt.Errorf("swarm: create DataDir: %w", err)
+		}
 		bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(n.cfg.DataDir, "raft.db")})
 		if err != nil {
 			return fmt.Errorf("swarm: open raft store: %w", err)

@@ -17,7 +17,7 @@ type orchestrator struct {
 
 // maxOpsPerEntry bounds one log entry; a pass that changes more tasks
 // writes several entries.
-const maxOpsPerEntry = 5000
+const maxOpsPerEntry = 20000
 
 func newOrchestrator(n *Node) *orchestrator {
 	return &orchestrator{n: n, wake: make(chan struct{}, 1)}
@@ -272,7 +272,7 @@ func (o *orchestrator) slotTasks(s *state, p *plan, svc *Service, tasks []*Task,
 func (o *orchestrator) newTaskFor(svc *Service, slot uint64, desired TaskState) *Task {
 	return &Task{
 		ID: newID(), ServiceID: svc.ID, ServiceName: svc.Spec.Name, Slot: slot,
-		SpecVersion: svc.SpecVersion, Spec: svc.Spec, DesiredState: desired,
+		SpecVersion: svc.SpecVersion, DesiredState: desired, // Spec: filled in by Apply (FromService)
 		Status: TaskStatus{State: TaskNew, Message: "created"},
 	}
 }
@@ -335,7 +335,7 @@ func (o *orchestrator) schedule(p *plan, sched *scheduler, svc *Service, created
 		} else {
 			t.Status = TaskStatus{State: TaskPending, Message: reason}
 		}
-		p.ops = append(p.ops, taskOp{Op: opCreate, Task: t})
+		p.ops = append(p.ops, taskOp{Op: opCreate, Task: t, FromService: true})
 	}
 }
 
@@ -378,7 +378,7 @@ func (o *orchestrator) reconcileGlobal(s *state, p *plan, sched *scheduler, svc 
 			} else {
 				t.Status = TaskStatus{State: TaskPending, Message: reason}
 			}
-			p.ops = append(p.ops, taskOp{Op: opCreate, Task: t})
+			p.ops = append(p.ops, taskOp{Op: opCreate, Task: t, FromService: true})
 		}
 	}
 	// Tasks on nodes that were removed from the swarm.

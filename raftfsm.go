@@ -66,12 +66,16 @@ const (
 
 // taskOp is one change to one task.
 type taskOp struct {
-	Op     taskOpKind  `json:"op"`
-	ID     string      `json:"id,omitempty"`
-	Task   *Task       `json:"t,omitempty"`
-	NodeID string      `json:"n,omitempty"`
-	State  TaskState   `json:"s,omitempty"`
-	Status *TaskStatus `json:"st,omitempty"`
+	Op taskOpKind `json:"op"`
+	// FromService (opCreate) means the task runs its service's current
+	// spec: Apply copies it from the service, which keeps the spec out of
+	// the log entry, and skips the create if the service has changed since.
+	FromService bool        `json:"fs,omitempty"`
+	ID          string      `json:"id,omitempty"`
+	Task        *Task       `json:"t,omitempty"`
+	NodeID      string      `json:"n,omitempty"`
+	State       TaskState   `json:"s,omitempty"`
+	Status      *TaskStatus `json:"st,omitempty"`
 }
 
 func encodeCommand(c *command) ([]byte, error) {
@@ -348,11 +352,18 @@ func (s *state) applyTaskOp(op *taskOp, now time.Time, index uint64) {
 			return
 		}
 		t := *op.Task
+		if op.FromService {
+			svc, ok := s.services[t.ServiceID]
+			if !ok || svc.SpecVersion != t.SpecVersion {
+				return
+			}
+			t.Spec = svc.Spec
+		}
 		t.Version, t.CreatedAt, t.UpdatedAt = index, now, now
 		if t.Status.Timestamp.IsZero() {
 			t.Status.Timestamp = now
 		}
-		s.putTask(&t)
+		s.putTask(&t, true)
 		return
 	}
 	old, ok := s.tasks[op.ID]
@@ -400,7 +411,8 @@ func (s *state) applyTaskOp(op *taskOp, now time.Time, index uint64) {
 		return
 	}
 	t.Version, t.UpdatedAt = index, now
-	s.putTask(&t)
+	// The node's own reports need not travel back to it.
+	s.putTask(&t, op.Op != opStatus)
 }
 
 func (st *TaskStatus) messageOr() string {

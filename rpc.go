@@ -92,6 +92,14 @@ func (n *Node) dispatch(ctx context.Context, method string, body []byte) (any, e
 			return nil, err
 		}
 		return nil, n.handleStatus(ctx, a)
+	case "readIndex":
+		if err := n.checkManager(); err != nil {
+			return nil, err
+		}
+		if !n.IsLeader() {
+			return nil, fmt.Errorf("%w: this manager is not the leader", ErrNoLeader)
+		}
+		return &applyReply{Index: n.fsm.appliedIndex()}, nil
 	case "leave":
 		a, err := decodeArgs[leaveArgs](body)
 		if err != nil {
@@ -135,14 +143,24 @@ type assignArgs struct {
 	Wait   time.Duration
 }
 
+// assignReply carries the node's tasks that changed after the request's
+// Since (all of them when First), and the IDs of all its current tasks so
+// the agent can forget deleted ones.
+// Tasks travel without their specs; Specs holds each spec once, keyed by
+// specKey.
 type assignReply struct {
 	Index uint64
 	Tasks []*Task
+	IDs   []string
+	Specs map[string]ServiceSpec
 }
 
+func specKey(t *Task) string { return t.ServiceID + "/" + uitoa(t.SpecVersion) }
+
 type statusArgs struct {
-	NodeID string
-	Ops    []taskOp
+	NodeID    string
+	Ops       []taskOp
+	Forwarded bool
 }
 
 type leaveArgs struct {
@@ -217,6 +235,39 @@ func (n *Node) applyLocal(ctx context.Context, c *command) (uint64, error) {
 		return f.Index(), resp
 	}
 	return f.Index(), nil
+}
+
+// syncRead makes a follower's next read see every write the leader had
+// applied when syncRead was called (read-your-writes across managers): it
+// asks the leader for its applied index and waits to catch up. During an
+// election it waits for the new leader (up to RPCTimeout or ctx); if none
+// answers, the read is served from the local, possibly stale, state.
+func (n *Node) syncRead(ctx context.Context) {
+	r := n.raftNode()
+	if r == nil || r.State() == raft.Leader {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.RPCTimeout)
+	defer cancel()
+	for attempt := 0; ; attempt++ {
+		if r.State() == raft.Leader {
+			return
+		}
+		if addr, _ := r.LeaderWithID(); addr != "" {
+			var reply applyReply
+			if err := n.tr.call(ctx, string(addr), "readIndex", struct{}{}, &reply); err == nil {
+				n.waitApplied(ctx, reply.Index)
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.shutdownCh:
+			return
+		case <-time.After(min(10*time.Millisecond<<min(attempt, 4), 100*time.Millisecond)):
+		}
+	}
 }
 
 // callManagers makes an RPC to some manager, trying each known one and
@@ -444,14 +495,25 @@ func (n *Node) handleLeave(ctx context.Context, a *leaveArgs) error {
 	return nil
 }
 
-// handleStatus turns an agent's batch of status reports into one log entry.
+// handleStatus records an agent's batch of status reports. The leader
+// merges the batches of all agents that arrive while a write is in flight
+// into one log entry; other managers forward to the leader.
 func (n *Node) handleStatus(ctx context.Context, a *statusArgs) error {
+	if err := n.checkManager(); err != nil {
+		return err
+	}
 	for i := range a.Ops {
 		a.Ops[i].Op = opStatus
 		a.Ops[i].NodeID = a.NodeID
 	}
-	_, err := n.apply(ctx, &command{Type: cmdTasks, Ops: a.Ops})
-	return err
+	if b := n.statusBatcherRef(); b != nil {
+		return b.submit(ctx, a.Ops)
+	}
+	if a.Forwarded {
+		return fmt.Errorf("%w: this manager is not the leader", ErrNoLeader)
+	}
+	a.Forwarded = true
+	return n.forward(ctx, "status", a, nil)
 }
 
 // handleAssignments is the agents' long poll: it answers with the node's
@@ -487,9 +549,22 @@ func (n *Node) assignments(nodeID string, since uint64, first bool) (*assignRepl
 		if !first && idx <= since {
 			return
 		}
-		reply = &assignReply{Index: idx, Tasks: make([]*Task, 0, len(s.tasksByNode[nodeID]))}
-		for _, t := range s.tasksByNode[nodeID] {
-			reply.Tasks = append(reply.Tasks, t)
+		tasks := s.tasksByNode[nodeID]
+		reply = &assignReply{Index: idx, IDs: make([]string, 0, len(tasks))}
+		for id, t := range tasks {
+			reply.IDs = append(reply.IDs, id)
+			if first || s.agentIndex[id] > since {
+				if reply.Specs == nil {
+					reply.Specs = map[string]ServiceSpec{}
+				}
+				k := specKey(t)
+				if _, ok := reply.Specs[k]; !ok {
+					reply.Specs[k] = t.Spec
+				}
+				slim := *t
+				slim.Spec = ServiceSpec{}
+				reply.Tasks = append(reply.Tasks, &slim)
+			}
 		}
 	})
 	return reply, reply != nil

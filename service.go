@@ -292,7 +292,7 @@ type Task struct {
 	// SpecVersion is the service SpecVersion the task runs.
 	SpecVersion uint64
 	// Spec is the spec the task runs.
-	Spec ServiceSpec
+	Spec ServiceSpec `json:",omitzero"`
 	// DesiredState is what the managers want (running, shutdown...).
 	DesiredState TaskState
 	// Status is what the task's node reported.

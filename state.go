@@ -29,9 +29,12 @@ type state struct {
 	serviceByName  map[string]string
 	tasksByService map[string]map[string]*Task
 	tasksByNode    map[string]map[string]*Task
-	// nodeIndex is the last index at which any task on the node changed.
+	// nodeIndex is the last index at which a task on the node changed in a
+	// way its agent must act on (not the agent's own status reports).
 	nodeIndex map[string]uint64
-	index     uint64
+	// agentIndex is, per task, the last index of such a change.
+	agentIndex map[string]uint64
+	index      uint64
 }
 
 func newState() *state {
@@ -43,13 +46,22 @@ func newState() *state {
 		tasksByService: map[string]map[string]*Task{},
 		tasksByNode:    map[string]map[string]*Task{},
 		nodeIndex:      map[string]uint64{},
+		agentIndex:     map[string]uint64{},
 	}
 }
 
-// putTask stores t (a fresh copy) and maintains the indexes.
-func (s *state) putTask(t *Task) {
-	if old, ok := s.tasks[t.ID]; ok {
-		s.unindexTask(old)
+// putTask stores t (a fresh copy) and maintains the indexes. forAgent
+// says whether the change is one the task's node must hear about.
+func (s *state) putTask(t *Task, forAgent bool) {
+	old, existed := s.tasks[t.ID]
+	if existed {
+		if old.NodeID != t.NodeID {
+			forAgent = true
+		}
+		s.unindexTask(old, forAgent)
+	}
+	if forAgent || !existed {
+		s.agentIndex[t.ID] = s.index
 	}
 	s.tasks[t.ID] = t
 	m := s.tasksByService[t.ServiceID]
@@ -65,11 +77,13 @@ func (s *state) putTask(t *Task) {
 			s.tasksByNode[t.NodeID] = n
 		}
 		n[t.ID] = t
-		s.nodeIndex[t.NodeID] = s.index
+		if forAgent || !existed {
+			s.nodeIndex[t.NodeID] = s.index
+		}
 	}
 }
 
-func (s *state) unindexTask(t *Task) {
+func (s *state) unindexTask(t *Task, forAgent bool) {
 	if m := s.tasksByService[t.ServiceID]; m != nil {
 		delete(m, t.ID)
 		if len(m) == 0 {
@@ -83,14 +97,17 @@ func (s *state) unindexTask(t *Task) {
 				delete(s.tasksByNode, t.NodeID)
 			}
 		}
-		s.nodeIndex[t.NodeID] = s.index
+		if forAgent {
+			s.nodeIndex[t.NodeID] = s.index
+		}
 	}
 }
 
 func (s *state) deleteTask(id string) {
 	if t, ok := s.tasks[id]; ok {
-		s.unindexTask(t)
+		s.unindexTask(t, true)
 		delete(s.tasks, id)
+		delete(s.agentIndex, id)
 	}
 }
 
@@ -141,7 +158,7 @@ func stateFrom(d *snapshotData) *state {
 	}
 	for _, t := range d.Tasks {
 		if t != nil && t.ID != "" {
-			s.putTask(t)
+			s.putTask(t, true)
 		}
 	}
 	return s

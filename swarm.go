@@ -44,7 +44,8 @@ type Config struct {
 	// ElectionTimeout is Raft's candidate election timeout. Default 500 ms.
 	ElectionTimeout time.Duration
 	// LeaderLeaseTimeout is how long a leader stays leader without reaching
-	// a quorum. Default 250 ms.
+	// a quorum. Default 500 ms (it does not slow failover, which depends on
+	// HeartbeatTimeout; a longer lease rides out a loaded host).
 	LeaderLeaseTimeout time.Duration
 	// CommitTimeout bounds the wait before Raft heartbeats an idle log. Default 20 ms.
 	CommitTimeout time.Duration
@@ -86,7 +87,7 @@ func DefaultConfig() Config {
 		ListenAddr:          "0.0.0.0:2377",
 		HeartbeatTimeout:    500 * time.Millisecond,
 		ElectionTimeout:     500 * time.Millisecond,
-		LeaderLeaseTimeout:  250 * time.Millisecond,
+		LeaderLeaseTimeout:  500 * time.Millisecond,
 		CommitTimeout:       20 * time.Millisecond,
 		SnapshotThreshold:   8192,
 		SnapshotInterval:    30 * time.Second,

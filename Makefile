@@ -1,0 +1,45 @@
+# podswarm: build, test and demo. CI runs `make test` (through .ci/run).
+
+SHELL := /bin/bash
+
+# Go lives in /usr/local/go/bin on these machines when it is not on PATH.
+ifeq ($(shell command -v go 2>/dev/null),)
+export PATH := /usr/local/go/bin:$(PATH)
+endif
+
+# The Podman bindings need these tags (without them cgo wants gpgme, btrfs
+# and devmapper headers).
+export GOFLAGS := -tags=remote,exclude_graphdriver_btrfs,exclude_graphdriver_devicemapper,containers_image_openpgp
+
+FUZZTIME ?= 10s
+
+.PHONY: setup test test-short demo bench fuzz
+
+# Podman, the rootless API socket of the podswarm user and the test image.
+setup:
+	bash scripts/setup.sh
+
+test: setup
+	@files=$$(gofmt -l .); if [ -n "$$files" ]; then echo "gofmt needed on:"; echo "$$files"; exit 1; fi
+	go vet ./...
+	uri=$$(bash scripts/setup.sh --print-uri) && CONTAINER_HOST=$$uri go test -race -count=1 -timeout 40m ./...
+
+# Quick tests: no setup, no Podman (the Podman tests skip with -short).
+test-short:
+	go test -short ./...
+
+demo: setup
+	uri=$$(bash scripts/setup.sh --print-uri) && CONTAINER_HOST=$$uri go run ./cmd/swarmd demo
+
+bench:
+	go test -run '^$$' -bench . -benchtime 3x ./...
+
+# A short run of every fuzz target (FUZZTIME each).
+fuzz:
+	@set -e; for pkg in $$(go list ./...); do \
+		list=$$(go test -list 'Fuzz.*' $$pkg); \
+		for f in $$(echo "$$list" | grep '^Fuzz' || true); do \
+			echo "== $$pkg $$f"; \
+			go test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
