@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
@@ -94,11 +95,43 @@ func (a *agent) fetch(since uint64, first bool) (*assignReply, error) {
 	if a.n.raftNode() != nil {
 		return a.n.handleAssignments(a.ctx, args)
 	}
+	var lastErr error = fmt.Errorf("%w: no manager address known", ErrNoLeader)
+	for _, addr := range a.n.managerAddrs() {
+		var reply assignReply
+		err := a.session(addr, args, &reply)
+		if err == nil {
+			return &reply, nil
+		}
+		lastErr = err
+		if a.ctx.Err() != nil {
+			return nil, a.ctx.Err()
+		}
+	}
+	return nil, lastErr
+}
+
+// session long-polls one manager. It gives up early when gossip declares
+// that manager dead: a partitioned manager never answers, and waiting for
+// the request's deadline would leave the node without assignments.
+func (a *agent) session(addr string, args *assignArgs, reply *assignReply) error {
 	ctx, cancel := context.WithTimeout(a.ctx, args.Wait+a.n.cfg.RPCTimeout)
 	defer cancel()
-	var reply assignReply
-	err := a.n.callManagers(ctx, "assignments", args, &reply)
-	return &reply, err
+	go func() {
+		t := time.NewTicker(a.n.cfg.GossipProbeInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if !slices.Contains(a.n.aliveManagerAddrs(), addr) {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	return a.n.tr.call(ctx, addr, "assignments", args, reply)
 }
 
 func (a *agent) loop() {
@@ -386,7 +419,14 @@ func (a *agent) run(r *runner) *TaskStatus {
 			if ctx.Err() != nil {
 				return finish(nil)
 			}
-			st, _ := a.rt.Wait(a.ctx, id)
+			// It exited, or it runs but failed its healthcheck: a failed
+			// task's container must not keep running (its replacement
+			// is already on the way), so stop it before reading how it
+			// ended (Wait would block on a container that still runs).
+			a.stopContainer(t, id)
+			wctx, wcancel := context.WithTimeout(a.ctx, a.n.cfg.RPCTimeout)
+			st, _ := a.rt.Wait(wctx, id)
+			wcancel()
 			return finish(&TaskStatus{State: TaskFailed, Message: "started", Err: err.Error(), ExitCode: st.ExitCode})
 		}
 	}
@@ -403,9 +443,7 @@ func (a *agent) run(r *runner) *TaskStatus {
 	}
 	switch {
 	case st.Unhealthy:
-		sctx, scancel := context.WithTimeout(a.ctx, stopGrace(t)+a.n.cfg.RPCTimeout)
-		a.rt.Stop(sctx, r.containerID, stopGrace(t))
-		scancel()
+		a.stopContainer(t, r.containerID)
 		return &TaskStatus{State: TaskFailed, Message: "unhealthy", Err: "task: container is unhealthy", ContainerID: r.containerID, ExitCode: st.ExitCode}
 	case st.ExitCode == 0:
 		return &TaskStatus{State: TaskComplete, Message: "finished", ContainerID: r.containerID}
@@ -417,6 +455,15 @@ func (a *agent) run(r *runner) *TaskStatus {
 			msg += ": " + st.Message
 		}
 		return &TaskStatus{State: TaskFailed, Message: "failed", Err: msg, ContainerID: r.containerID, ExitCode: st.ExitCode}
+	}
+}
+
+// stopContainer stops a task's container with the task's grace period.
+func (a *agent) stopContainer(t *Task, id string) {
+	sctx, scancel := context.WithTimeout(a.ctx, stopGrace(t)+a.n.cfg.RPCTimeout)
+	defer scancel()
+	if err := a.rt.Stop(sctx, id, stopGrace(t)); err != nil && a.ctx.Err() == nil {
+		a.n.log.Warn("stopping container failed", "container", id, "error", err)
 	}
 }
 

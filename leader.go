@@ -3,7 +3,6 @@ package swarm
 import (
 	"context"
 	"fmt"
-	"net"
 	"sync"
 	"time"
 
@@ -115,8 +114,38 @@ func (n *Node) livenessLoop(ctx context.Context) {
 			return
 		case <-n.memberEvents:
 		case <-tick.C:
+			n.reconnectDown(ctx)
 		}
 	}
+}
+
+// reconnectDown asks gossip to reach the nodes that are down (but did not
+// leave) again. Gossip never probes a member it declared dead, so after a
+// network partition heals the two sides would otherwise stay apart.
+func (n *Node) reconnectDown(ctx context.Context) {
+	var addrs []string
+	alive := n.aliveMembers()
+	n.fsm.read(func(s *state) {
+		for id, node := range s.nodes {
+			if node.State == NodeDown && node.Message != msgNodeLeft && !alive[id] && node.GossipAddr != "" {
+				addrs = append(addrs, node.GossipAddr)
+			}
+		}
+	})
+	if len(addrs) == 0 {
+		return
+	}
+	var wg sync.WaitGroup
+	for _, a := range addrs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if ml := n.memberlistRef(); ml != nil && ctx.Err() == nil {
+				ml.Join([]string{a})
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 func (n *Node) reconcileLiveness(ctx context.Context) {
@@ -180,8 +209,7 @@ func (n *Node) reachable(ctx context.Context, addr string) bool {
 	}
 	ctx, cancel := context.WithTimeout(ctx, max(n.cfg.GossipProbeInterval, 200*time.Millisecond))
 	defer cancel()
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr)
+	c, err := n.tr.dialer().DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return false
 	}

@@ -3,9 +3,11 @@ package swarm
 import (
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"log"
 	"net"
+	"sort"
 	"strconv"
 	"time"
 
@@ -33,13 +35,34 @@ func (d gossipDelegate) GetBroadcasts(overhead, limit int) [][]byte { return nil
 func (d gossipDelegate) LocalState(join bool) []byte                { return nil }
 func (d gossipDelegate) MergeRemoteState(buf []byte, join bool)     {}
 
-// eventDelegate turns membership changes into a coalesced signal; the
-// leader's liveness loop reads the member list itself.
+// eventDelegate keeps the node's own copy of the alive members and their
+// metadata (memberlist's Members() hands out nodes it keeps mutating) and
+// turns changes into a coalesced signal for the leader's liveness loop.
 type eventDelegate struct{ n *Node }
 
-func (d eventDelegate) NotifyJoin(*memberlist.Node)   { d.n.notifyMembers() }
-func (d eventDelegate) NotifyLeave(*memberlist.Node)  { d.n.notifyMembers() }
-func (d eventDelegate) NotifyUpdate(*memberlist.Node) { d.n.notifyMembers() }
+func (d eventDelegate) NotifyJoin(m *memberlist.Node)   { d.n.setMember(m, true) }
+func (d eventDelegate) NotifyLeave(m *memberlist.Node)  { d.n.setMember(m, false) }
+func (d eventDelegate) NotifyUpdate(m *memberlist.Node) { d.n.setMember(m, true) }
+
+// setMember records a member (called by memberlist under its own lock, so
+// reading m here is safe).
+func (n *Node) setMember(m *memberlist.Node, alive bool) {
+	var meta memberMeta
+	if alive {
+		json.Unmarshal(m.Meta, &meta)
+	}
+	n.membersMu.Lock()
+	if n.members == nil {
+		n.members = map[string]memberMeta{}
+	}
+	if alive {
+		n.members[m.Name] = meta
+	} else {
+		delete(n.members, m.Name)
+	}
+	n.membersMu.Unlock()
+	n.notifyMembers()
+}
 
 func (n *Node) notifyMembers() {
 	select {
@@ -76,8 +99,20 @@ func (n *Node) startMemberlist() error {
 	n.mu.Unlock()
 	for i, p := range tryPorts {
 		mc := n.memberlistConfig(host, p)
+		nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
+			BindAddrs: []string{host}, BindPort: p, Logger: mc.Logger})
+		if err != nil {
+			if i < len(tryPorts)-1 {
+				continue
+			}
+			return fmt.Errorf("swarm: start gossip on %s: %w", net.JoinHostPort(host, strconv.Itoa(p)), err)
+		}
+		mc.Transport = &boundTransport{NetTransport: nt, local: net.ParseIP(host)}
+		mc.BindPort = nt.GetAutoBindPort()
+		mc.AdvertisePort = mc.BindPort
 		ml, err := memberlist.Create(mc)
 		if err != nil {
+			nt.Shutdown()
 			if i < len(tryPorts)-1 {
 				continue
 			}
@@ -119,40 +154,64 @@ func (n *Node) memberlistConfig(host string, port int) *memberlist.Config {
 	return mc
 }
 
+// boundTransport is memberlist's network transport with its TCP streams
+// leaving from the gossip bind IP (memberlist's own dials use any source
+// address), so each node of several on one host keeps its own address.
+type boundTransport struct {
+	*memberlist.NetTransport
+	local net.IP
+}
+
+// DialAddressTimeout implements memberlist.NodeAwareTransport.
+func (t *boundTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
+	return t.DialTimeout(a.Addr, timeout)
+}
+
+// DialTimeout implements memberlist.Transport.
+func (t *boundTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
+	d := net.Dialer{Timeout: timeout}
+	if t.local != nil && !t.local.IsUnspecified() {
+		d.LocalAddr = &net.TCPAddr{IP: t.local}
+	}
+	return d.Dial("tcp", addr)
+}
+
 // aliveMembers returns the IDs of the nodes gossip currently sees alive
 // (or suspect: not yet declared dead).
 func (n *Node) aliveMembers() map[string]bool {
-	ml := n.memberlistRef()
-	alive := map[string]bool{}
-	if ml == nil {
-		return alive
-	}
-	for _, m := range ml.Members() {
-		alive[m.Name] = true
+	n.membersMu.Lock()
+	defer n.membersMu.Unlock()
+	alive := make(map[string]bool, len(n.members))
+	for id := range n.members {
+		alive[id] = true
 	}
 	return alive
 }
 
 // managerAddrs returns the control addresses of the managers this node
-// knows: the Raft configuration (managers), gossip metadata, and the
-// addresses it joined with.
+// knows, best first: the Raft leader (on managers), then the managers
+// gossip sees alive (rotated by this node's ID, so workers spread their
+// sessions), then the rest of the Raft configuration and the addresses it
+// joined with (possibly dead: tried last).
 func (n *Node) managerAddrs() []string {
 	var out []string
-	if r := n.raftNode(); r != nil {
+	r := n.raftNode()
+	if r != nil {
 		if addr, _ := r.LeaderWithID(); addr != "" {
 			out = append(out, string(addr))
 		}
+	}
+	alive := n.aliveManagerAddrs()
+	if len(alive) > 0 {
+		sort.Strings(alive)
+		off := int(crc32.ChecksumIEEE([]byte(n.ID())) % uint32(len(alive)))
+		out = append(out, alive[off:]...)
+		out = append(out, alive[:off]...)
+	}
+	if r != nil {
 		if f := r.GetConfiguration(); f.Error() == nil {
 			for _, s := range f.Configuration().Servers {
 				out = append(out, string(s.Address))
-			}
-		}
-	}
-	if ml := n.memberlistRef(); ml != nil {
-		for _, m := range ml.Members() {
-			var meta memberMeta
-			if json.Unmarshal(m.Meta, &meta) == nil && meta.Role == RoleManager && meta.Addr != "" {
-				out = append(out, meta.Addr)
 			}
 		}
 	}
@@ -162,4 +221,18 @@ func (n *Node) managerAddrs() []string {
 	}
 	n.mu.Unlock()
 	return without(out, "")
+}
+
+// aliveManagerAddrs returns the control addresses of the managers gossip
+// sees alive.
+func (n *Node) aliveManagerAddrs() []string {
+	n.membersMu.Lock()
+	defer n.membersMu.Unlock()
+	var out []string
+	for _, meta := range n.members {
+		if meta.Role == RoleManager && meta.Addr != "" {
+			out = append(out, meta.Addr)
+		}
+	}
+	return out
 }

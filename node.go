@@ -45,6 +45,8 @@ type Node struct {
 	agent  *agent
 
 	memberEvents chan struct{}
+	membersMu    sync.Mutex
+	members      map[string]memberMeta // alive gossip members, by node ID
 	shutdownCh   chan struct{}
 	// baseCtx is cancelled at Shutdown; RPC handlers and loops derive from it.
 	baseCtx    context.Context
@@ -228,7 +230,12 @@ func (n *Node) join(addr string) error {
 	n.ident.ClusterID, n.ident.Role = resp.ClusterID, resp.Role
 	n.ident.Managers = resp.Managers
 	n.ident.Digest, _, _ = parseToken(n.cfg.JoinToken)
+	ml := n.ml
 	n.mu.Unlock()
+	// Gossip started before the role was known: publish it.
+	if err := ml.UpdateNode(n.cfg.RPCTimeout); err != nil {
+		n.log.Warn("publishing the node's role over gossip failed", "error", err)
+	}
 	if resp.Role == RoleManager {
 		if err := n.waitApplied(ctx, resp.Index); err != nil {
 			return fmt.Errorf("swarm: joined as manager but the state did not replicate: %w", err)

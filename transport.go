@@ -130,10 +130,25 @@ func (t *transport) handle(c net.Conn) {
 	}
 }
 
+// dialer returns a dialer whose connections leave from the node's own
+// control IP when it listens on a specific one, so that peers (and packet
+// filters) see each node at its own address even with several on one host.
+func (t *transport) dialer() *net.Dialer {
+	return &net.Dialer{LocalAddr: localTCPAddr(t.ln.Addr())}
+}
+
+// localTCPAddr is addr's IP with any port, or nil for a wildcard address.
+func localTCPAddr(addr net.Addr) *net.TCPAddr {
+	ta, ok := addr.(*net.TCPAddr)
+	if !ok || ta.IP == nil || ta.IP.IsUnspecified() {
+		return nil
+	}
+	return &net.TCPAddr{IP: ta.IP}
+}
+
 // dial opens a connection of the given kind to addr.
 func (t *transport) dial(ctx context.Context, addr string, kind byte) (net.Conn, error) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr)
+	c, err := t.dialer().DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
@@ -210,6 +225,11 @@ func (t *transport) call(ctx context.Context, addr, method string, args, reply a
 	select {
 	case <-call.Done:
 	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			// No answer in time: the connection may be dead without an
+			// error (a partition drops packets). Redial next time.
+			t.dropClient(addr, c)
+		}
 		return ctx.Err()
 	case <-t.done:
 		return ErrShutdown

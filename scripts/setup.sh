@@ -4,8 +4,9 @@
 # Run as root (CI, developer VMs). Idempotent: a second run only checks and
 # takes a second or two. What it does, each step skipped when already done:
 #   1. apt-get install podman runc uidmap slirp4netns fuse-overlayfs
-#      busybox-static, plus catatonit (the init of --init) and curl (to ask the
-#      socket); apt-get update only when the install needs it;
+#      busybox-static, plus catatonit (the init of --init), curl (to ask the
+#      socket) and iptables (swarmtest's network partitions on loopback);
+#      apt-get update only when the install needs it;
 #   2. /etc/containers/containers.conf.d/50-podswarm.conf: runc (crun fails on
 #      this cgroup v1 hybrid host), explicit ulimits (raising RLIMIT_NOFILE or
 #      NPROC above 1024/4096 fails here), k8s-file logs and file events (no
@@ -28,7 +29,7 @@ set -euo pipefail
 
 USER_NAME=${PODSWARM_USER:-podswarm}
 IMAGE=localhost/podswarm/busybox:latest
-PACKAGES=(podman runc uidmap slirp4netns fuse-overlayfs busybox-static catatonit curl)
+PACKAGES=(podman runc uidmap slirp4netns fuse-overlayfs busybox-static catatonit curl iptables)
 CONF_DROPIN=/etc/containers/containers.conf.d/50-podswarm.conf
 
 log() { echo "setup.sh: $*" >&2; }
@@ -67,7 +68,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 			die "apt-get install ${missing[*]} failed (see /tmp/podswarm-apt.log)"
 	fi
 fi
-for b in podman runc newuidmap newgidmap slirp4netns curl; do
+for b in podman runc newuidmap newgidmap slirp4netns curl iptables; do
 	command -v "$b" >/dev/null || die "$b not found after installing packages"
 done
 [ -x /bin/busybox ] || die "/bin/busybox missing (package busybox-static)"

@@ -30,12 +30,19 @@ type Options struct {
 	Persistent bool
 	// Log sends the nodes' logs to t.Log.
 	Log bool
+	// Partitions gives every node its own loopback address (127.x.y.z) so
+	// that Partition can cut the network between nodes with iptables rules
+	// on loopback. It needs root and iptables; without them NewCluster
+	// skips the test.
+	Partitions bool
 }
 
 // Cluster is a running in-process swarm.
 type Cluster struct {
 	t    testing.TB
 	opts Options
+
+	net *netFilter // nil without Options.Partitions
 
 	mu       sync.Mutex
 	nodes    []*swarm.Node
@@ -53,6 +60,14 @@ func NewCluster(t testing.TB, opts Options) *Cluster {
 		opts.Managers = 1
 	}
 	c := &Cluster{t: t, opts: opts}
+	if opts.Partitions {
+		f, err := newNetFilter()
+		if err != nil {
+			t.Skipf("swarmtest: partitions unavailable: %v", err)
+		}
+		c.net = f
+		t.Cleanup(f.close)
+	}
 	t.Cleanup(c.Shutdown)
 	first := c.newConfig(swarm.RoleManager, 1)
 	n := swarm.NewNode(first)
@@ -75,6 +90,9 @@ func (c *Cluster) newConfig(role swarm.Role, idx int) swarm.Config {
 	cfg.Hostname = fmt.Sprintf("%s-%d", role, idx)
 	if c.opts.Persistent {
 		cfg.DataDir = c.t.TempDir()
+	}
+	if c.net != nil {
+		cfg.ListenAddr = c.net.nextIP() + ":0"
 	}
 	if c.opts.Runtime != nil {
 		cfg.Runtime = c.opts.Runtime(cfg.Hostname)
