@@ -404,6 +404,7 @@ func (n *Node) serve(ln net.Listener) error {
 	if err := n.tr.server.RegisterName("Swarm", &rpcServer{n: n}); err != nil {
 		return err
 	}
+	n.tr.onLogs = n.serveLogs
 	n.tr.start()
 	return nil
 }

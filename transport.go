@@ -32,6 +32,9 @@ type transport struct {
 	log       hclog.Logger
 	server    *rpc.Server
 
+	// onLogs serves a log stream connection (set before start).
+	onLogs func(net.Conn)
+
 	raftConns chan net.Conn
 	done      chan struct{}
 	wg        sync.WaitGroup
@@ -124,6 +127,12 @@ func (t *transport) handle(c net.Conn) {
 	case connRPC:
 		t.server.ServeConn(c)
 		t.untrack(c)
+	case connLogs:
+		if t.onLogs != nil {
+			t.onLogs(c)
+		}
+		t.untrack(c)
+		c.Close()
 	default:
 		t.untrack(c)
 		c.Close()
