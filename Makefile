@@ -13,7 +13,7 @@ export GOFLAGS := -tags=remote,exclude_graphdriver_btrfs,exclude_graphdriver_dev
 
 FUZZTIME ?= 10s
 
-.PHONY: setup test test-short demo bench fuzz
+.PHONY: setup test test-short demo bench bench-podman fuzz
 
 # Podman, the rootless API socket of the podswarm user and the test image.
 setup:
@@ -28,11 +28,20 @@ test: setup
 test-short:
 	go test -short ./...
 
+# The demo runs real containers on the rootless Podman of the podswarm user
+# (`go run ./cmd/swarmd demo` alone runs simulated ones).
 demo: setup
-	uri=$$(bash scripts/setup.sh --print-uri) && CONTAINER_HOST=$$uri go run ./cmd/swarmd demo
+	uri=$$(bash scripts/setup.sh --print-uri) && CONTAINER_HOST=$$uri go run ./cmd/swarmd demo -runtime podman
 
+# All benchmarks; the Podman one (BenchmarkPodmanReplicas) runs when the
+# podswarm user's socket exists (after `make setup`), else it skips.
 bench:
-	go test -run '^$$' -bench . -benchtime 3x ./...
+	uri=$$(bash scripts/setup.sh --print-uri 2>/dev/null || true); CONTAINER_HOST=$$uri go test -run '^$$' -bench . -benchtime 3x ./...
+
+# 10 and 50 replicas of busybox sleep on 3 in-process nodes sharing the
+# rootless socket vs as many sequential `podman run -d`.
+bench-podman: setup
+	uri=$$(bash scripts/setup.sh --print-uri) && CONTAINER_HOST=$$uri SWARM_REQUIRE_PODMAN=1 go test -run '^$$' -bench 'PodmanReplicas' -benchtime 3x .
 
 # A short run of every fuzz target (FUZZTIME each).
 fuzz:

@@ -27,6 +27,11 @@ type agent struct {
 	containers map[string]string // task ID -> container of an ended task, kept as history
 	pending    map[string]TaskStatus
 	flush      chan struct{}
+
+	// roleSeen is the node's role as the last assignments reply had it,
+	// from the node record at roleVer (owned by loop; see noteRole).
+	roleSeen Role
+	roleVer  uint64
 }
 
 // runner owns one task's container.
@@ -49,6 +54,7 @@ func (n *Node) startAgent() {
 		n: n, rt: n.cfg.Runtime, nodeID: n.ID(), ctx: ctx, cancel: cancel,
 		runners: map[string]*runner{}, containers: map[string]string{},
 		pending: map[string]TaskStatus{}, flush: make(chan struct{}, 1),
+		roleSeen: n.Role(),
 	}
 	n.mu.Lock()
 	n.agent = a
@@ -91,7 +97,8 @@ func (a *agent) stopAll(ctx context.Context) {
 
 // fetch gets the node's tasks, waiting for a change after since.
 func (a *agent) fetch(since uint64, first bool) (*assignReply, error) {
-	args := &assignArgs{NodeID: a.nodeID, Since: since, First: first, Wait: 10 * time.Second}
+	args := &assignArgs{NodeID: a.nodeID, Since: since, First: first, Wait: 10 * time.Second,
+		Role: a.roleSeen, NodeVersion: a.roleVer}
 	if a.n.raftNode() != nil {
 		return a.n.handleAssignments(a.ctx, args)
 	}
@@ -156,6 +163,7 @@ func (a *agent) loop() {
 			continue
 		}
 		attempt = 0
+		a.noteRole(reply)
 		if reply.Index == since && !first {
 			continue // the long poll timed out: nothing changed
 		}

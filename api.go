@@ -18,6 +18,9 @@ func (n *Node) CreateService(ctx context.Context, spec ServiceSpec) (Service, er
 		return Service{}, err
 	}
 	svc := &Service{ID: newID(), Spec: spec, SpecVersion: 1}
+	if spec.Mode.IsJob() {
+		svc.JobStatus = &JobStatus{JobIteration: 1}
+	}
 	if _, err := n.apply(ctx, &command{Type: cmdServiceCreate, Service: svc}); err != nil {
 		return Service{}, err
 	}
@@ -61,8 +64,8 @@ func (n *Node) UpdateService(ctx context.Context, idOrName string, version uint6
 	if spec.Name != svc.Spec.Name {
 		return invalidf("service name cannot be changed (%q -> %q)", svc.Spec.Name, spec.Name)
 	}
-	if spec.Mode.IsGlobal() != svc.Spec.Mode.IsGlobal() {
-		return invalidf("service %q: mode cannot change between replicated and global", spec.Name)
+	if spec.Mode.Kind != svc.Spec.Mode.Kind {
+		return invalidf("service %q: mode cannot change from %s to %s", spec.Name, svc.Spec.Mode.Kind, spec.Mode.Kind)
 	}
 	if version == 0 {
 		version = svc.Version
@@ -73,9 +76,44 @@ func (n *Node) UpdateService(ctx context.Context, idOrName string, version uint6
 	next.PreviousSpec = &prev
 	if taskSpecChanged(&prev, &spec) {
 		next.SpecVersion++
+		if spec.Mode.IsJob() {
+			next.JobStatus = &JobStatus{JobIteration: next.SpecVersion}
+		} else {
+			next.UpdateStatus = &UpdateStatus{State: UpdateUpdating, Message: "update in progress"}
+		}
 	}
 	_, err = n.apply(ctx, &command{Type: cmdServiceUpdate, Service: &next, Version: version})
 	return err
+}
+
+// RollbackService puts the service's previous spec back, replacing its
+// tasks under the service's RollbackConfig (Swarm's `docker service
+// rollback`). version works as in UpdateService.
+func (n *Node) RollbackService(ctx context.Context, idOrName string, version uint64) error {
+	svc, err := n.Service(ctx, idOrName)
+	if err != nil {
+		return err
+	}
+	if svc.PreviousSpec == nil {
+		return invalidf("service %q has no previous spec to roll back to", svc.Spec.Name)
+	}
+	if version == 0 {
+		version = svc.Version
+	}
+	_, err = n.apply(ctx, &command{Type: cmdServiceUpdate, Service: rollbackOf(&svc, "rollback requested"), Version: version})
+	return err
+}
+
+// rollbackOf returns svc with its previous spec back in place and a
+// rollback under way.
+func rollbackOf(svc *Service, msg string) *Service {
+	next := *svc
+	cur := svc.Spec
+	next.Spec = *svc.PreviousSpec
+	next.PreviousSpec = &cur
+	next.SpecVersion++
+	next.UpdateStatus = &UpdateStatus{State: UpdateRollbackStarted, Message: msg}
+	return &next
 }
 
 func isVersionConflict(err error) bool { return errorsIs(err, ErrVersionConflict) }
@@ -86,6 +124,9 @@ func taskSpecChanged(a, b *ServiceSpec) bool {
 	x, y := *a, *b
 	x.Mode, y.Mode = ServiceMode{}, ServiceMode{}
 	x.Labels, y.Labels = nil, nil
+	x.UpdateConfig, y.UpdateConfig = nil, nil
+	x.RollbackConfig, y.RollbackConfig = nil, nil
+	x.Rebalance, y.Rebalance = nil, nil
 	return !reflect.DeepEqual(normalizeForCompare(x), normalizeForCompare(y))
 }
 
@@ -219,88 +260,6 @@ func (n *Node) Tasks(ctx context.Context, f TaskFilter) ([]Task, error) {
 	return out, nil
 }
 
-// Nodes returns the swarm's nodes, sorted by hostname then ID.
-func (n *Node) Nodes(ctx context.Context) ([]NodeInfo, error) {
-	if err := n.checkManager(); err != nil {
-		return nil, err
-	}
-	n.syncRead(ctx)
-	_, leaderID := n.raftNode().LeaderWithID()
-	var out []NodeInfo
-	n.fsm.read(func(s *state) {
-		for _, nd := range s.nodes {
-			c := *nd
-			c.Labels, c.EngineLabels = copyMap(nd.Labels), copyMap(nd.EngineLabels)
-			c.Leader = raft.ServerID(c.ID) == leaderID
-			out = append(out, c)
-		}
-	})
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Hostname != out[j].Hostname {
-			return out[i].Hostname < out[j].Hostname
-		}
-		return out[i].ID < out[j].ID
-	})
-	return out, nil
-}
-
-// Node returns one node by full ID, exact hostname or unique ID prefix.
-func (n *Node) Node(ctx context.Context, idOrName string) (NodeInfo, error) {
-	if err := n.checkManager(); err != nil {
-		return NodeInfo{}, err
-	}
-	n.syncRead(ctx)
-	var (
-		nd  *NodeInfo
-		err error
-	)
-	n.fsm.read(func(s *state) { nd, err = s.lookupNode(idOrName) })
-	if err != nil {
-		return NodeInfo{}, err
-	}
-	c := *nd
-	c.Labels, c.EngineLabels = copyMap(nd.Labels), copyMap(nd.EngineLabels)
-	_, leaderID := n.raftNode().LeaderWithID()
-	c.Leader = raft.ServerID(c.ID) == leaderID
-	return c, nil
-}
-
-// NodeUpdate is a change to a node's manager-set attributes.
-type NodeUpdate struct {
-	// Availability: active, pause or drain ("" keeps it).
-	Availability Availability
-	// Labels replace the node's labels when non-nil.
-	Labels map[string]string
-}
-
-// UpdateNode changes a node's availability or labels. version must be the
-// node's Version the caller read (0 skips the check). Draining a node moves
-// its tasks elsewhere; pausing only keeps new ones away.
-func (n *Node) UpdateNode(ctx context.Context, idOrName string, version uint64, u NodeUpdate) error {
-	nd, err := n.Node(ctx, idOrName)
-	if err != nil {
-		return err
-	}
-	next := NodeInfo{Availability: nd.Availability, Labels: nd.Labels}
-	switch u.Availability {
-	case "":
-	case AvailabilityActive, AvailabilityPause, AvailabilityDrain:
-		next.Availability = u.Availability
-	default:
-		return invalidf("availability %q (want active, pause or drain)", u.Availability)
-	}
-	if u.Labels != nil {
-		for k := range u.Labels {
-			if k == "" {
-				return invalidf("node label with an empty key")
-			}
-		}
-		next.Labels = copyMap(u.Labels)
-	}
-	_, err = n.apply(ctx, &command{Type: cmdNodeUpdate, ID: nd.ID, Version: version, Node: &next})
-	return err
-}
-
 // WaitConverged blocks until the service runs its desired tasks: every
 // replica (or every eligible node, for a global service) has a running
 // task of the current spec and no outdated task is still running. It fails
@@ -334,24 +293,65 @@ func (n *Node) WaitConverged(ctx context.Context, idOrName string) error {
 	}
 }
 
-// converged reports whether a service runs what it should.
+// converged reports whether a service runs what it should: every replica
+// (or eligible node) has a running task of the current spec and no old
+// task is still running; a job has completed its tasks.
 func converged(s *state, svc *Service) bool {
-	want := 0
-	if svc.Spec.Mode.IsGlobal() {
+	mode := svc.Spec.Mode.normalized()
+	memo := map[uint64]bool{}
+	fresh := func(t *Task) bool {
+		if t.SpecVersion == svc.SpecVersion {
+			return true
+		}
+		v, ok := memo[t.SpecVersion]
+		if !ok {
+			v = !taskSpecChanged(&t.Spec, &svc.Spec)
+			memo[t.SpecVersion] = v
+		}
+		return v
+	}
+	eligible := func() map[string]bool {
 		sched := newScheduler(nodeList(s), nil)
+		out := map[string]bool{}
 		for id := range s.nodes {
 			if sched.eligible(id, &svc.Spec) {
-				want++
+				out[id] = true
 			}
 		}
-	} else {
-		want = int(svc.Spec.Mode.normalized().Replicas)
+		return out
+	}
+	switch mode.Kind {
+	case ModeReplicatedJob:
+		done := uint64(0)
+		for _, t := range s.tasksByService[svc.ID] {
+			if t.SpecVersion == svc.SpecVersion && t.Status.State == TaskComplete {
+				done++
+			}
+		}
+		return done >= mode.TotalCompletions
+	case ModeGlobalJob:
+		done := map[string]bool{}
+		for _, t := range s.tasksByService[svc.ID] {
+			if t.SpecVersion == svc.SpecVersion && t.Status.State == TaskComplete {
+				done[t.NodeID] = true
+			}
+		}
+		for id := range eligible() {
+			if !done[id] {
+				return false
+			}
+		}
+		return true
+	}
+	want := int(mode.Replicas)
+	if mode.IsGlobal() {
+		want = len(eligible())
 	}
 	running := 0
 	for _, t := range s.tasksByService[svc.ID] {
 		live := t.DesiredState.Rank() <= TaskRunning.Rank()
 		switch {
-		case live && t.Status.State == TaskRunning && t.SpecVersion == svc.SpecVersion:
+		case live && t.Status.State == TaskRunning && fresh(t) && nodeReady(s, t.NodeID):
 			running++
 		case live:
 			return false

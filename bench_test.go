@@ -160,3 +160,39 @@ func BenchmarkLeaderFailover(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// BenchmarkRollingUpdate1k: a 1,000-replica service on 3 managers + 100
+// workers is updated (new image) at parallelism 100 with no monitor period
+// or delay, so the figure is podswarm's own cost of ten update waves;
+// measured from UpdateService until the update is completed.
+func BenchmarkRollingUpdate1k(b *testing.B) {
+	workers := benchEnvInt("BENCH_WORKERS", 100)
+	replicas := benchEnvInt("BENCH_REPLICAS_UPDATE", 1000)
+	c := swarmtest.NewCluster(b, swarmtest.Options{Managers: 3, Workers: workers})
+	leader := c.Leader()
+	ctx := context.Background()
+	noMonitor := time.Duration(0)
+	upd := &swarm.UpdateConfig{Parallelism: 100, Monitor: &noMonitor}
+	_, err := leader.CreateService(ctx, swarm.ServiceSpec{Name: "roll", Image: "nginx:0", Mode: swarm.Replicated(uint64(replicas)), UpdateConfig: upd})
+	require.NoError(b, err)
+	require.NoError(b, leader.WaitConverged(ctx, "roll"))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		cur, err := leader.Service(ctx, "roll")
+		require.NoError(b, err)
+		spec := cur.Spec
+		spec.Image = fmt.Sprintf("nginx:%d", i+1)
+		require.NoError(b, leader.UpdateService(ctx, "roll", cur.Version, spec))
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		for {
+			svc, err := leader.Service(wctx, "roll")
+			require.NoError(b, err)
+			if svc.UpdateStatus != nil && svc.UpdateStatus.State == swarm.UpdateCompleted && svc.SpecVersion == cur.SpecVersion+1 {
+				break
+			}
+			require.NoError(b, wctx.Err())
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+	}
+}

@@ -29,6 +29,20 @@ func cloneSpec(s ServiceSpec) ServiceSpec {
 		d := *s.RestartPolicy.Delay
 		s.RestartPolicy.Delay = &d
 	}
+	for _, u := range []**UpdateConfig{&s.UpdateConfig, &s.RollbackConfig} {
+		if *u != nil {
+			c := **u
+			if c.Monitor != nil {
+				m := *c.Monitor
+				c.Monitor = &m
+			}
+			*u = &c
+		}
+	}
+	if s.Rebalance != nil {
+		b := *s.Rebalance
+		s.Rebalance = &b
+	}
 	if s.StopGracePeriod != nil {
 		d := *s.StopGracePeriod
 		s.StopGracePeriod = &d
@@ -39,6 +53,14 @@ func cloneSpec(s ServiceSpec) ServiceSpec {
 func cloneService(v *Service) Service {
 	c := *v
 	c.Spec = cloneSpec(v.Spec)
+	if v.UpdateStatus != nil {
+		us := *v.UpdateStatus
+		c.UpdateStatus = &us
+	}
+	if v.JobStatus != nil {
+		js := *v.JobStatus
+		c.JobStatus = &js
+	}
 	if v.PreviousSpec != nil {
 		p := cloneSpec(*v.PreviousSpec)
 		c.PreviousSpec = &p

@@ -219,3 +219,62 @@ func (c constraint) matchIP(addr string) bool {
 	}
 	return in == (c.op == opEq)
 }
+
+// spreadKey is a parsed placement preference: the label whose values the
+// tasks are spread over.
+type spreadKey struct {
+	engine bool   // engine.labels.X rather than node.labels.X
+	name   string // X, case-sensitive
+}
+
+// value returns the node's value of the label; a node without the label
+// gives "", which puts it in one group with the other nodes lacking it.
+func (k spreadKey) value(n *NodeInfo) string {
+	if k.engine {
+		return n.EngineLabels[k.name]
+	}
+	return n.Labels[k.name]
+}
+
+// parseSpread parses a preference's Spread descriptor, "node.labels.X" or
+// "engine.labels.X" (the prefix case-insensitive, X case-sensitive, as in
+// SwarmKit); ok is false for anything else.
+func parseSpread(descriptor string) (k spreadKey, ok bool) {
+	if !validKeyChars(descriptor) {
+		return spreadKey{}, false
+	}
+	for _, prefix := range [...]string{nodeLabelPrefix, engineLabelPrefix} {
+		if len(descriptor) > len(prefix) && strings.EqualFold(descriptor[:len(prefix)], prefix) {
+			return spreadKey{engine: prefix == engineLabelPrefix, name: descriptor[len(prefix):]}, true
+		}
+	}
+	return spreadKey{}, false
+}
+
+// spreadKeys returns the spec's placement preferences as label keys, in
+// order. Preferences that do not parse are skipped, as SwarmKit skips them
+// (validatePreferences keeps them out of new specs).
+func spreadKeys(spec *ServiceSpec) []spreadKey {
+	if spec == nil || len(spec.Placement.Preferences) == 0 {
+		return nil
+	}
+	keys := make([]spreadKey, 0, len(spec.Placement.Preferences))
+	for _, p := range spec.Placement.Preferences {
+		if k, ok := parseSpread(p.Spread); ok {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// validatePreferences checks placement preferences: each must spread over
+// a node or engine label. The error wraps ErrInvalidSpec and names the bad
+// preference.
+func validatePreferences(prefs []PlacementPreference) error {
+	for i, p := range prefs {
+		if _, ok := parseSpread(p.Spread); !ok {
+			return invalidf("placement preference %d: cannot spread over %q (want node.labels.<name> or engine.labels.<name>)", i+1, p.Spread)
+		}
+	}
+	return nil
+}

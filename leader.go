@@ -11,7 +11,7 @@ import (
 
 // monitorLeadership starts the leader-only loops when this node gains
 // leadership and stops them when it loses it.
-func (n *Node) monitorLeadership(r *raft.Raft) {
+func (n *Node) monitorLeadership(r *raft.Raft, stop <-chan struct{}) {
 	defer n.wg.Done()
 	for {
 		select {
@@ -21,6 +21,9 @@ func (n *Node) monitorLeadership(r *raft.Raft) {
 			} else {
 				n.stopLeading()
 			}
+		case <-stop: // this Raft instance stopped: the node was demoted
+			n.stopLeading()
+			return
 		case <-n.shutdownCh:
 			n.stopLeading()
 			return
@@ -66,6 +69,9 @@ func (n *Node) stopLeading() {
 // liveness loop until ctx ends.
 func (n *Node) lead(ctx context.Context) {
 	r := n.raftNode()
+	if r == nil {
+		return // demoted meanwhile
+	}
 	for {
 		if err := r.Barrier(n.cfg.RPCTimeout).Error(); err == nil {
 			break
@@ -115,6 +121,7 @@ func (n *Node) livenessLoop(ctx context.Context) {
 		case <-n.memberEvents:
 		case <-tick.C:
 			n.reconnectDown(ctx)
+			n.reconcileManagers(ctx)
 		}
 	}
 }

@@ -59,6 +59,12 @@ type Node struct {
 	leaderDone   chan struct{}
 	orch         *orchestrator
 	batcher      *statusBatcher
+
+	// Role changes at runtime (noderole.go): roleWake wakes roleLoop, the
+	// one goroutine that starts or stops Raft after Init/Join; raftStop
+	// (under mu) is closed when the running Raft instance is stopped.
+	roleWake chan struct{}
+	raftStop chan struct{}
 }
 
 // NewNode returns a node configured by cfg. It does nothing until Init or Join.
@@ -71,6 +77,7 @@ func NewNode(cfg Config) *Node {
 		cfg:          cfg,
 		log:          cfg.Logger,
 		memberEvents: make(chan struct{}, 1),
+		roleWake:     make(chan struct{}, 1),
 		shutdownCh:   make(chan struct{}),
 	}
 }
@@ -176,6 +183,7 @@ func (n *Node) init() error {
 		return err
 	}
 	n.startAgent()
+	n.startRoleLoop()
 	n.log.Info("swarm initialised", "node", n.id, "cluster", n.clusterID, "addr", n.addr)
 	return nil
 }
@@ -245,6 +253,7 @@ func (n *Node) join(addr string) error {
 		return err
 	}
 	n.startAgent()
+	n.startRoleLoop()
 	n.log.Info("joined swarm", "node", n.id, "cluster", n.clusterID, "role", n.role, "addr", n.addr)
 	return nil
 }
@@ -294,14 +303,16 @@ func (n *Node) resume(ident *identity, addr string) error {
 			return err
 		}
 		n.mu.Lock()
-		n.role = resp.Role
 		n.ident.Managers = resp.Managers
 		n.mu.Unlock()
+		// Promoted while it was down: roleLoop starts Raft.
+		n.noticeRole(resp.Role)
 	}
 	if err := n.saveIdentity(); err != nil {
 		return err
 	}
 	n.startAgent()
+	n.startRoleLoop()
 	n.log.Info("resumed swarm membership", "node", n.id, "cluster", n.clusterID, "role", n.role, "addr", n.addr)
 	return nil
 }
@@ -316,7 +327,11 @@ func (n *Node) rejoinLoop(peers []string) {
 			peers = append(without(leaderPeers, n.addr), peers...)
 		}
 		if len(peers) > 0 {
-			_, err = n.joinRPC(ctx, peers, true)
+			var resp *joinReply
+			if resp, err = n.joinRPC(ctx, peers, true); err == nil {
+				// Demoted while it was down: roleLoop stops Raft.
+				n.noticeRole(resp.Role)
+			}
 		} else {
 			// Only this manager is known: it leads alone once elected.
 			_, err = n.apply(ctx, &command{Type: cmdNodeUpsert, Node: n.selfInfo(ctx, RoleManager)})
@@ -446,10 +461,11 @@ func (n *Node) startRaft(bootstrap bool) error {
 	rc.ShutdownOnRemove = false
 
 	var (
-		logs   raft.LogStore
-		stable raft.StableStore
-		snaps  raft.SnapshotStore
-		err    error
+		logs    raft.LogStore
+		stable  raft.StableStore
+		snaps   raft.SnapshotStore
+		closers []io.Closer
+		err     error
 	)
 	if n.cfg.DataDir == "" {
 		mem := raft.NewInmemStore()
@@ -462,25 +478,40 @@ func (n *Node) startRaft(bootstrap bool) error {
 		if err != nil {
 			return fmt.Errorf("swarm: open raft store: %w", err)
 		}
-		n.stores = append(n.stores, bolt)
+		closers = append(closers, bolt)
 		logs, stable = bolt, bolt
 		snaps, err = raft.NewFileSnapshotStoreWithLogger(n.cfg.DataDir, 2, n.log.Named("snapshots"))
 		if err != nil {
+			bolt.Close()
 			return fmt.Errorf("swarm: open snapshot store: %w", err)
 		}
 	}
+	// Raft gets a stream of its own over the shared listener, so a demoted
+	// manager can stop it without touching the node's RPC.
+	stream := newRaftStream(n.tr)
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  streamLayer{t: n.tr},
+		Stream:  stream,
 		MaxPool: 3,
 		Timeout: 10 * time.Second,
 		Logger:  n.log.Named("raft-net"),
 	})
 	r, err := raft.NewRaft(rc, n.fsm, logs, stable, snaps, trans)
 	if err != nil {
+		trans.Close()
+		closeAll(closers)
 		return fmt.Errorf("swarm: start raft: %w", err)
 	}
+	stop := make(chan struct{})
 	n.mu.Lock()
-	n.raft = r
+	if n.stopped {
+		// Shutdown ran while a promotion was starting Raft.
+		n.mu.Unlock()
+		r.Shutdown().Error()
+		closeAll(closers)
+		return ErrShutdown
+	}
+	n.raft, n.raftStop = r, stop
+	n.stores = append(n.stores, closers...)
 	n.mu.Unlock()
 	if bootstrap {
 		f := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
@@ -490,7 +521,7 @@ func (n *Node) startRaft(bootstrap bool) error {
 		}
 	}
 	n.wg.Add(1)
-	go n.monitorLeadership(r)
+	go n.monitorLeadership(r, stop)
 	return nil
 }
 
@@ -505,6 +536,9 @@ func (n *Node) ensureRaft() error {
 // waitLeader waits until this node's Raft knows a leader.
 func (n *Node) waitLeader(ctx context.Context) error {
 	r := n.raftNode()
+	if r == nil {
+		return ErrNotManager
+	}
 	for {
 		if addr, _ := r.LeaderWithID(); addr != "" {
 			return nil
@@ -713,6 +747,7 @@ func (n *Node) onApply(c *command) {
 	if o != nil {
 		o.notify(c)
 	}
+	n.noticeOwnRecord(c)
 }
 
 func (n *Node) isStopped() bool {

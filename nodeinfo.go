@@ -55,6 +55,10 @@ type NodeInfo struct {
 	Message string
 	// Leader is true for the current Raft leader.
 	Leader bool
+	// ManagerStatus describes the node's place among the managers: set
+	// for the members of the Raft configuration, nil for workers (and for
+	// a promoted node until it has joined the configuration).
+	ManagerStatus *ManagerStatus
 	// Labels are the node's labels (set through the managers; node.labels.X).
 	Labels map[string]string
 	// EngineLabels are the labels the node was started with (Config.Labels; engine.labels.X).
@@ -66,4 +70,31 @@ type NodeInfo struct {
 	Version   uint64
 	CreatedAt time.Time
 	UpdatedAt time.Time
+}
+
+// Reachability is whether the managers can reach a manager, as Swarm
+// reports it.
+type Reachability string
+
+// Manager reachabilities.
+const (
+	// ReachabilityUnknown: the manager's state is not known yet (gossip
+	// lost it but the leader has not declared it down).
+	ReachabilityUnknown Reachability = "unknown"
+	// ReachabilityUnreachable: the manager does not answer.
+	ReachabilityUnreachable Reachability = "unreachable"
+	// ReachabilityReachable: the manager answers.
+	ReachabilityReachable Reachability = "reachable"
+)
+
+// ManagerStatus is a manager's Raft membership as the answering manager
+// sees it.
+type ManagerStatus struct {
+	// Leader is true for the current Raft leader.
+	Leader bool
+	// Reachability says whether the manager answers (from gossip liveness
+	// and the node's state).
+	Reachability Reachability
+	// Addr is the manager's address in the Raft configuration.
+	Addr string
 }

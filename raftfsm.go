@@ -23,6 +23,7 @@ const (
 	cmdServiceCreate cmdType = "service-create"
 	cmdServiceUpdate cmdType = "service-update"
 	cmdServiceRemove cmdType = "service-remove"
+	cmdServiceStatus cmdType = "service-status"
 	cmdTasks         cmdType = "tasks"
 )
 
@@ -100,7 +101,8 @@ func decodeCommand(data []byte) (*command, error) {
 	}
 	switch c.Type {
 	case cmdClusterInit, cmdNodeUpsert, cmdNodeState, cmdNodeUpdate, cmdNodeRemove,
-		cmdServiceCreate, cmdServiceUpdate, cmdServiceRemove, cmdTasks:
+		cmdServiceCreate, cmdServiceUpdate, cmdServiceRemove, cmdServiceStatus, cmdTasks:
+	case cmdNodeSpec:
 	default:
 		return nil, fmt.Errorf("unknown command type %q", c.Type)
 	}
@@ -116,6 +118,8 @@ type fsm struct {
 	changed chan struct{}
 	// onApply, when set, is called (without the lock) after each entry.
 	onApply func(c *command)
+	// ev derives the events of applied entries for Events (events.go).
+	ev eventLog
 }
 
 func newFSM() *fsm { return &fsm{st: newState(), changed: make(chan struct{})} }
@@ -153,6 +157,9 @@ func (f *fsm) Apply(l *raft.Log) interface{} {
 	f.st.index = l.Index
 	if err == nil {
 		err = f.st.apply(c, l.Index)
+	}
+	if err == nil {
+		f.recordEvents(c, l.Index)
 	}
 	close(f.changed)
 	f.changed = make(chan struct{})
@@ -295,6 +302,11 @@ func (s *state) apply(c *command, index uint64) error {
 		if nv.SpecVersion == 0 {
 			nv.SpecVersion = 1
 		}
+		if nv.JobStatus != nil {
+			js := *nv.JobStatus
+			js.LastExecution = c.Time
+			nv.JobStatus = &js
+		}
 		s.services[nv.ID] = &nv
 		s.serviceByName[nv.Spec.Name] = nv.ID
 		return nil
@@ -317,6 +329,40 @@ func (s *state) apply(c *command, index uint64) error {
 		nv := *v
 		nv.CreatedAt = old.CreatedAt
 		nv.Version, nv.UpdatedAt = index, c.Time
+		if nv.UpdateStatus != nil && nv.UpdateStatus != old.UpdateStatus && nv.UpdateStatus.StartedAt.IsZero() {
+			us := *nv.UpdateStatus
+			us.StartedAt = c.Time
+			nv.UpdateStatus = &us
+		}
+		if nv.JobStatus != nil && nv.JobStatus != old.JobStatus && nv.JobStatus.LastExecution.IsZero() {
+			js := *nv.JobStatus
+			js.LastExecution = c.Time
+			nv.JobStatus = &js
+		}
+		s.services[nv.ID] = &nv
+		return nil
+
+	case cmdServiceStatus:
+		// The orchestrator's progress report on an update: only the
+		// UpdateStatus changes, and only if the spec is still the one the
+		// orchestrator looked at.
+		old, ok := s.services[c.ID]
+		if !ok {
+			return notFoundf("service", c.ID)
+		}
+		if c.Service == nil || c.Service.UpdateStatus == nil {
+			return invalidf("service-status without a status")
+		}
+		if c.Service.SpecVersion != old.SpecVersion {
+			return fmt.Errorf("%w: service %s changed meanwhile", ErrVersionConflict, old.Spec.Name)
+		}
+		nv := *old
+		us := *c.Service.UpdateStatus
+		if us.State == UpdateCompleted || us.State == UpdateRollbackCompleted {
+			us.CompletedAt = c.Time
+		}
+		nv.UpdateStatus = &us
+		nv.Version, nv.UpdatedAt = index, c.Time
 		s.services[nv.ID] = &nv
 		return nil
 
@@ -336,6 +382,9 @@ func (s *state) apply(c *command, index uint64) error {
 			s.applyTaskOp(&c.Ops[i], c.Time, index)
 		}
 		return nil
+
+	case cmdNodeSpec:
+		return s.applyNodeSpec(c, index)
 	}
 	return fmt.Errorf("unknown command type %q", c.Type)
 }

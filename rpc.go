@@ -106,6 +106,12 @@ func (n *Node) dispatch(ctx context.Context, method string, body []byte) (any, e
 			return nil, err
 		}
 		return nil, n.handleLeave(ctx, a)
+	case "nodeMgmt":
+		a, err := decodeArgs[nodeMgmtArgs](body)
+		if err != nil {
+			return nil, err
+		}
+		return n.handleNodeMgmt(ctx, a)
 	}
 	return nil, invalidf("unknown method %q", method)
 }
@@ -141,6 +147,11 @@ type assignArgs struct {
 	Since  uint64
 	First  bool
 	Wait   time.Duration
+	// Role is the node's role as the agent last heard it, from the node
+	// record at NodeVersion: the poll also ends when a newer record says
+	// otherwise (the node was promoted or demoted).
+	Role        Role
+	NodeVersion uint64
 }
 
 // assignReply carries the node's tasks that changed after the request's
@@ -153,6 +164,10 @@ type assignReply struct {
 	Tasks []*Task
 	IDs   []string
 	Specs map[string]ServiceSpec
+	// Role and NodeVersion are the node record's ("" when the answering
+	// manager has no record of the node).
+	Role        Role
+	NodeVersion uint64
 }
 
 func specKey(t *Task) string { return t.ServiceID + "/" + uitoa(t.SpecVersion) }
@@ -201,6 +216,9 @@ func (n *Node) apply(ctx context.Context, c *command) (uint64, error) {
 
 func (n *Node) applyOnce(ctx context.Context, c *command) (uint64, error) {
 	r := n.raftNode()
+	if r == nil {
+		return 0, ErrNotManager // demoted meanwhile
+	}
 	if r.State() == raft.Leader {
 		return n.applyLocal(ctx, c)
 	}
@@ -227,7 +245,11 @@ func (n *Node) applyLocal(ctx context.Context, c *command) (uint64, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 	}
-	f := n.raftNode().Apply(data, timeout)
+	r := n.raftNode()
+	if r == nil {
+		return 0, ErrNotManager
+	}
+	f := r.Apply(data, timeout)
 	if err := f.Error(); err != nil {
 		return 0, translateRaftErr(err)
 	}
@@ -301,7 +323,11 @@ func (n *Node) callManagers(ctx context.Context, method string, args, reply any)
 // forward sends a request that must run on the leader to the leader.
 func (n *Node) forward(ctx context.Context, method string, args, reply any) error {
 	for attempt := 0; ; attempt++ {
-		addr, _ := n.raftNode().LeaderWithID()
+		r := n.raftNode()
+		if r == nil {
+			return ErrNotManager
+		}
+		addr, _ := r.LeaderWithID()
 		var err error
 		if addr == "" {
 			err = ErrNoLeader
@@ -458,7 +484,11 @@ func (n *Node) addVoter(ctx context.Context, id, addr string) (uint64, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 	}
-	f := n.raftNode().AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, timeout)
+	r := n.raftNode()
+	if r == nil {
+		return 0, ErrNotManager
+	}
+	f := r.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, timeout)
 	if err := f.Error(); err != nil {
 		return 0, translateRaftErr(err)
 	}
@@ -487,10 +517,7 @@ func (n *Node) handleLeave(ctx context.Context, a *leaveArgs) error {
 		return err
 	}
 	if node.Role == RoleManager {
-		f := n.raftNode().RemoveServer(raft.ServerID(a.NodeID), 0, n.cfg.RPCTimeout)
-		if err := f.Error(); err != nil {
-			return translateRaftErr(err)
-		}
+		return n.removeVoter(ctx, a.NodeID)
 	}
 	return nil
 }
@@ -520,21 +547,29 @@ func (n *Node) handleStatus(ctx context.Context, a *statusArgs) error {
 // tasks as soon as they changed after Since (at once when First), or
 // empty-handed after Wait.
 func (n *Node) handleAssignments(ctx context.Context, a *assignArgs) (*assignReply, error) {
-	if err := n.checkManager(); err != nil {
-		return nil, err
-	}
 	wait := min(max(a.Wait, 0), time.Minute)
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
+		// Checked on every wake-up: a manager demoted meanwhile sends its
+		// agents elsewhere.
+		if err := n.checkManager(); err != nil {
+			return nil, err
+		}
 		ch, _ := n.fsm.waitCh()
-		if reply, ok := n.assignments(a.NodeID, a.Since, a.First); ok {
+		role, ver := n.recordRole(a.NodeID)
+		reply, ok := n.assignments(a.NodeID, a.Since, a.First)
+		if !ok && a.Role != "" && role != "" && role != a.Role && ver > a.NodeVersion {
+			reply, ok = &assignReply{Index: a.Since}, true // role news only
+		}
+		if ok {
+			reply.Role, reply.NodeVersion = role, ver
 			return reply, nil
 		}
 		select {
 		case <-ch:
 		case <-timer.C:
-			return &assignReply{Index: a.Since}, nil
+			return &assignReply{Index: a.Since, Role: role, NodeVersion: ver}, nil
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}

@@ -118,6 +118,9 @@ func newScheduler(nodes []*NodeInfo, occupying []*Task) *scheduler {
 // place or, when the node no longer fits, removed. A pass costs O(nodes +
 // n log nodes). Call it once per service with all its new tasks rather than
 // once per task: each call filters every node.
+//
+// With placement preferences the nodes are first grouped by the values of
+// the preference labels (see placeSpread).
 func (s *scheduler) place(serviceID string, spec *ServiceSpec, n int) ([]string, string) {
 	if n <= 0 {
 		return []string{}, ""
@@ -144,12 +147,28 @@ func (s *scheduler) place(serviceID string, spec *ServiceSpec, n int) ([]string,
 		}
 		h = append(h, i)
 	}
+	var placed int
+	if keys := spreadKeys(spec); len(keys) > 0 {
+		placed = s.placeSpread(h, keys, svc, req, out, &fails)
+	} else {
+		placed = s.placeRanked(h, svc, req, out, &fails)
+	}
+	s.heap = h[:0]
+	if placed == n {
+		return out, ""
+	}
+	return out, fails.explain()
+}
+
+// placeRanked fills out with the best-ranked of the fitting nodes h (in
+// node order), one task at a time, and returns how many it placed. h is
+// used as the heap.
+func (s *scheduler) placeRanked(h []int32, svc []int32, req placementRequest, out []string, fails *failCounts) int {
 	for j := len(h)/2 - 1; j >= 0; j-- {
 		s.down(h, j, svc)
 	}
-
 	placed := 0
-	for placed < n && len(h) > 0 {
+	for placed < len(out) && len(h) > 0 {
 		i := h[0]
 		s.take(i, req)
 		svc[i]++
@@ -167,11 +186,179 @@ func (s *scheduler) place(serviceID string, spec *ServiceSpec, n int) ([]string,
 			s.down(h, 0, svc)
 		}
 	}
-	s.heap = h[:0]
-	if placed == n {
-		return out, ""
+	return placed
+}
+
+// spreadGroup is one node of placeSpread's decision tree: the nodes that
+// share the values of the first k preference labels (the root, k = 0, holds
+// every node; the leaves, k = len(keys), the nodes with the same values of
+// every label).
+type spreadGroup struct {
+	parent int32 // index in the group slice; -1 for the root
+	leaf   bool
+	// count is the tasks of the service on the group's nodes, fitting or
+	// not: tasks already running in a group count toward its share.
+	count int32
+	// heap is a min-heap of the leaf's fitting nodes (node indices), or of
+	// the inner group's children that still have a fitting node (group
+	// indices).
+	heap []int32
+	// best is the node the group would take its next task on (the top
+	// of its top child, down to a leaf), -1 once no node fits.
+	best int32
+}
+
+// spreadGroupKey names a group by its parent and its label value.
+type spreadGroupKey struct {
+	parent int32
+	value  string
+}
+
+// placeSpread places like placeRanked but over a tree of groups, SwarmKit's
+// spread preferences: each task goes down the tree, at every level into the
+// child group with the fewest tasks of the service (ties to the group whose
+// next node ranks best), and then to its leaf's best-ranked node. Groups
+// thus fill evenly over each label's values, nested in order, and a group
+// whose nodes are full or filtered out leaves the others to share the rest
+// (best effort). h holds the fitting nodes in node order.
+//
+// Placing a task changes only the keys on its path, which it always takes
+// through the heaps' roots, and only upward; each placement costs
+// O(depth * log(branching)) after an O(nodes * depth) build.
+func (s *scheduler) placeSpread(h []int32, keys []spreadKey, svc []int32, req placementRequest, out []string, fails *failCounts) int {
+	groups := []spreadGroup{{parent: -1}}
+	index := make(map[spreadGroupKey]int32)
+	j := 0 // next fitting node in h, which is in node order
+	for i := range s.nodes {
+		i := int32(i)
+		fits := j < len(h) && h[j] == i
+		if fits {
+			j++
+		}
+		c := svc[i]
+		if !fits && c == 0 {
+			continue // adds nothing to any group
+		}
+		g := int32(0)
+		groups[0].count += c
+		for level, k := range keys {
+			key := spreadGroupKey{parent: g, value: k.value(s.nodes[i])}
+			child, ok := index[key]
+			if !ok {
+				child = int32(len(groups))
+				groups = append(groups, spreadGroup{parent: g, leaf: level == len(keys)-1})
+				index[key] = child
+			}
+			g = child
+			groups[g].count += c
+		}
+		if fits {
+			groups[g].heap = append(groups[g].heap, i)
+		}
 	}
-	return out, fails.explain()
+	// A parent comes before its children in groups, so a backward sweep
+	// builds every group's heap after its children's.
+	for g := int32(len(groups)) - 1; g >= 0; g-- {
+		gr := &groups[g]
+		for k := len(gr.heap)/2 - 1; k >= 0; k-- {
+			s.downGroup(groups, gr, k, svc)
+		}
+		s.setBest(groups, gr)
+		if gr.best >= 0 && gr.parent >= 0 {
+			p := &groups[gr.parent]
+			p.heap = append(p.heap, g)
+		}
+	}
+
+	placed := 0
+	for placed < len(out) && groups[0].best >= 0 {
+		g := int32(0)
+		for !groups[g].leaf {
+			g = groups[g].heap[0]
+		}
+		i := groups[g].best
+		s.take(i, req)
+		svc[i]++
+		out[placed] = s.nodes[i].ID
+		placed++
+		for x := g; x >= 0; x = groups[x].parent {
+			groups[x].count++
+		}
+		leaf := &groups[g]
+		if r := s.capacity(i, svc, req); r != failNone {
+			fails[r]++
+			last := len(leaf.heap) - 1
+			leaf.heap[0] = leaf.heap[last]
+			leaf.heap = leaf.heap[:last]
+		}
+		if len(leaf.heap) > 1 {
+			s.downGroup(groups, leaf, 0, svc)
+		}
+		// Back up the path: each group on it is its parent's heap root.
+		for x := g; ; {
+			gr := &groups[x]
+			s.setBest(groups, gr)
+			if gr.parent < 0 {
+				break
+			}
+			p := &groups[gr.parent]
+			if gr.best < 0 {
+				last := len(p.heap) - 1
+				p.heap[0] = p.heap[last]
+				p.heap = p.heap[:last]
+			}
+			if len(p.heap) > 1 {
+				s.downGroup(groups, p, 0, svc)
+			}
+			x = gr.parent
+		}
+	}
+	return placed
+}
+
+// setBest recomputes a group's best node from its heap's root.
+func (s *scheduler) setBest(groups []spreadGroup, gr *spreadGroup) {
+	switch {
+	case len(gr.heap) == 0:
+		gr.best = -1
+	case gr.leaf:
+		gr.best = gr.heap[0]
+	default:
+		gr.best = groups[gr.heap[0]].best
+	}
+}
+
+// downGroup sifts gr.heap[j] down: a leaf's heap by the node ranking, an
+// inner group's by (tasks of the service in the child, the ranking of the
+// child's best node).
+func (s *scheduler) downGroup(groups []spreadGroup, gr *spreadGroup, j int, svc []int32) {
+	if gr.leaf {
+		s.down(gr.heap, j, svc)
+		return
+	}
+	h := gr.heap
+	less := func(a, b int32) bool {
+		ga, gb := &groups[a], &groups[b]
+		if ga.count != gb.count {
+			return ga.count < gb.count
+		}
+		return s.less(ga.best, gb.best, svc)
+	}
+	for {
+		l := 2*j + 1
+		if l >= len(h) {
+			return
+		}
+		m := l
+		if r := l + 1; r < len(h) && less(h[r], h[l]) {
+			m = r
+		}
+		if !less(h[m], h[j]) {
+			return
+		}
+		h[j], h[m] = h[m], h[j]
+		j = m
+	}
 }
 
 // placeOn places one task of a service on the given node (global services) if the node passes

@@ -484,9 +484,20 @@ func schedBenchSpecs(services int) []*ServiceSpec {
 // schedBenchmark times newScheduler plus placing tasks new tasks of 10
 // services (one place call per service) on nodes that host existing tasks.
 func schedBenchmark(b *testing.B, nodeCount, tasks, existing int) {
+	schedBenchmarkWith(b, schedBenchNodes(nodeCount), tasks, existing, nil)
+}
+
+// schedBenchmarkWith is schedBenchmark on the given nodes, with edit (if
+// set) applied to every service's spec.
+func schedBenchmarkWith(b *testing.B, nodes []*NodeInfo, tasks, existing int, edit func(*ServiceSpec)) {
 	const services = 10
-	nodes := schedBenchNodes(nodeCount)
+	nodeCount := len(nodes)
 	specs := schedBenchSpecs(services)
+	if edit != nil {
+		for _, spec := range specs {
+			edit(spec)
+		}
+	}
 	ids := make([]string, services)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("service%02d", i)

@@ -72,7 +72,26 @@ type ServiceMode struct {
 	// Replicas is the number of replicas of a replicated service. With Kind
 	// "" a zero Replicas means 1; with Kind ModeReplicated it means 0.
 	Replicas uint64
+	// MaxConcurrent caps the tasks of a replicated job that run at once
+	// (0 = TotalCompletions).
+	MaxConcurrent uint64
+	// TotalCompletions is how many tasks of a replicated job must complete
+	// (0 = MaxConcurrent, or 1 if both are 0).
+	TotalCompletions uint64
 }
+
+// ReplicatedJob returns the mode of a job that runs until total tasks have
+// completed, at most maxConcurrent at a time.
+func ReplicatedJob(maxConcurrent, total uint64) ServiceMode {
+	return ServiceMode{Kind: ModeReplicatedJob, MaxConcurrent: maxConcurrent, TotalCompletions: total}
+}
+
+// GlobalJob returns the mode of a job that runs one task to completion on
+// every eligible node.
+func GlobalJob() ServiceMode { return ServiceMode{Kind: ModeGlobalJob} }
+
+// IsJob reports whether the mode runs tasks to completion.
+func (m ServiceMode) IsJob() bool { return m.Kind == ModeReplicatedJob || m.Kind == ModeGlobalJob }
 
 // Replicated returns the mode of a replicated service with n replicas.
 func Replicated(n uint64) ServiceMode { return ServiceMode{Kind: ModeReplicated, Replicas: n} }
@@ -83,13 +102,22 @@ func Global() ServiceMode { return ServiceMode{Kind: ModeGlobal} }
 // IsGlobal reports whether the mode runs one task per node.
 func (m ServiceMode) IsGlobal() bool { return m.Kind == ModeGlobal || m.Kind == ModeGlobalJob }
 
-// normalized resolves the zero value to Replicated(1).
+// normalized resolves the zero value to Replicated(1) and fills a
+// replicated job's defaults.
 func (m ServiceMode) normalized() ServiceMode {
 	if m.Kind == "" {
 		if m.Replicas == 0 {
 			m.Replicas = 1
 		}
 		m.Kind = ModeReplicated
+	}
+	if m.Kind == ModeReplicatedJob {
+		if m.TotalCompletions == 0 {
+			m.TotalCompletions = max(m.MaxConcurrent, 1)
+		}
+		if m.MaxConcurrent == 0 {
+			m.MaxConcurrent = m.TotalCompletions
+		}
 	}
 	return m
 }
@@ -118,6 +146,17 @@ type Placement struct {
 	Constraints []string
 	// MaxReplicas caps the tasks of the service on one node (0 = no cap).
 	MaxReplicas uint64
+	// Preferences spread the tasks evenly over the values of node labels,
+	// nested in order (ignored for global services).
+	Preferences []PlacementPreference
+}
+
+// PlacementPreference is a best-effort placement rule, Swarm's
+// "spread=<label>": tasks are spread evenly over the label's values, nodes
+// without the label forming one more group.
+type PlacementPreference struct {
+	// Spread is the label to spread over: "node.labels.X" or "engine.labels.X".
+	Spread string
 }
 
 // RestartCondition says when a task that ended is replaced.
@@ -133,11 +172,90 @@ const (
 // RestartPolicy says whether and when a task that ended is replaced by a
 // new task in the same slot.
 type RestartPolicy struct {
-	// Condition is none, on-failure or any; "" means any (Swarm's default).
+	// Condition is none, on-failure or any; "" means any (Swarm's default),
+	// on-failure for jobs.
 	Condition RestartCondition
 	// Delay is the wait between a task's end and its replacement's start;
 	// nil means the node's Config.RestartDelay (5 s in DefaultConfig).
 	Delay *time.Duration
+	// MaxAttempts caps the restarts of a slot (0 = unlimited), counted
+	// within Window.
+	MaxAttempts uint64
+	// Window is the period MaxAttempts counts over (0 = the slot's whole life).
+	Window time.Duration
+}
+
+// UpdateFailureAction says what a rolling update does when too many new
+// tasks fail.
+type UpdateFailureAction string
+
+// Update failure actions.
+const (
+	UpdateActionPause    UpdateFailureAction = "pause"
+	UpdateActionContinue UpdateFailureAction = "continue"
+	UpdateActionRollback UpdateFailureAction = "rollback"
+)
+
+// UpdateOrder says whether a replaced task stops before its replacement
+// starts or after.
+type UpdateOrder string
+
+// Update orders.
+const (
+	UpdateStopFirst  UpdateOrder = "stop-first"
+	UpdateStartFirst UpdateOrder = "start-first"
+)
+
+// UpdateConfig is a rolling update (or rollback) policy. A nil config, and
+// zero fields, take Swarm's defaults: parallelism 1, delay 0, failure
+// action pause, monitor 5 s, max failure ratio 0, stop-first.
+type UpdateConfig struct {
+	// Parallelism is how many tasks are replaced at once; 0 means all.
+	// Swarm's default (1) applies only when the whole config is nil.
+	Parallelism uint64
+	// Delay is the wait after a task is updated before the next one starts.
+	Delay time.Duration
+	// FailureAction is pause (""), continue or rollback (rollback is not
+	// valid in a RollbackConfig).
+	FailureAction UpdateFailureAction
+	// Monitor is how long a new task is watched for failure after it starts
+	// running; nil means 5 s.
+	Monitor *time.Duration
+	// MaxFailureRatio is the fraction of tasks that may fail during the
+	// update before FailureAction is taken (0: none may).
+	MaxFailureRatio float64
+	// Order is stop-first ("") or start-first.
+	Order UpdateOrder
+}
+
+// UpdateState is the state of a service's rolling update, as Swarm spells it.
+type UpdateState string
+
+// Update states.
+const (
+	UpdateUpdating          UpdateState = "updating"
+	UpdatePaused            UpdateState = "paused"
+	UpdateCompleted         UpdateState = "completed"
+	UpdateRollbackStarted   UpdateState = "rollback_started"
+	UpdateRollbackPaused    UpdateState = "rollback_paused"
+	UpdateRollbackCompleted UpdateState = "rollback_completed"
+)
+
+// UpdateStatus is the progress of a service's last update or rollback.
+type UpdateStatus struct {
+	State       UpdateState
+	StartedAt   time.Time
+	CompletedAt time.Time
+	Message     string
+}
+
+// JobStatus is the progress of a job: every spec change (or ForceUpdate)
+// starts a new iteration.
+type JobStatus struct {
+	// JobIteration counts the job's runs; tasks of older runs are not counted.
+	JobIteration uint64
+	// LastExecution is when the current iteration started.
+	LastExecution time.Time
 }
 
 // MountType is the kind of a mount.
@@ -243,6 +361,14 @@ type ServiceSpec struct {
 	Ports []PortConfig
 	// ForceUpdate, when changed, redeploys every task without another spec change.
 	ForceUpdate uint64
+	// UpdateConfig is the rolling update policy (nil: Swarm's defaults).
+	UpdateConfig *UpdateConfig
+	// RollbackConfig is the rollback policy (nil: Swarm's defaults).
+	RollbackConfig *UpdateConfig
+	// Rebalance, when true, moves tasks to even out the spread when nodes
+	// join or become active (Swarm never does, moby#24103); nil takes the
+	// leader's Config.Rebalance.
+	Rebalance *bool
 }
 
 // Service is a service as stored in the swarm.
@@ -258,8 +384,13 @@ type Service struct {
 	// SpecVersion increases when a change needs the tasks replaced (not on
 	// scaling or label changes); tasks record the SpecVersion they run.
 	SpecVersion uint64
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
+	// UpdateStatus is the progress of the last update or rollback (nil
+	// before the first).
+	UpdateStatus *UpdateStatus
+	// JobStatus is set for jobs.
+	JobStatus *JobStatus
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // TaskStatus is a task's observed state.
@@ -289,8 +420,12 @@ type Task struct {
 	Slot uint64
 	// Version increases with every change to the task.
 	Version uint64
-	// SpecVersion is the service SpecVersion the task runs.
+	// SpecVersion is the service SpecVersion the task runs (for jobs, the
+	// job iteration).
 	SpecVersion uint64
+	// Attempt counts the restarts of the task's slot before this task
+	// (reset when the spec changes).
+	Attempt uint64
 	// Spec is the spec the task runs.
 	Spec ServiceSpec `json:",omitzero"`
 	// DesiredState is what the managers want (running, shutdown...).

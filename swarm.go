@@ -71,6 +71,10 @@ type Config struct {
 	// TaskHistoryLimit is how many ended tasks are kept per slot (or node,
 	// for global services). Default 5 (Swarm's).
 	TaskHistoryLimit int
+	// Rebalance is the default of ServiceSpec.Rebalance, read on the
+	// leader: move tasks to even out the spread when nodes join or become
+	// active. Default false (Swarm's behaviour).
+	Rebalance bool
 	// RPCTimeout bounds one node-to-node request (not long polls). Default 10 s.
 	RPCTimeout time.Duration
 	// StatusBatchInterval is how long an agent gathers task status changes

@@ -10,6 +10,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -598,4 +600,57 @@ func TestPodmanClusterBadInput(t *testing.T) {
 		assert.Empty(t, list)
 		require.NoError(t, leader.RemoveService(ctx, id))
 	}
+}
+
+// Host-mode published ports without a fixed host port: Podman picks a free
+// one per replica (all in-process nodes share this host), PublishedPorts
+// tells which, and each replica serves its own page there.
+func TestPodmanClusterHostPorts(t *testing.T) {
+	pc := newPodCluster(t, swarmtest.Options{Managers: 1, Workers: 1})
+	ctx := testCtx(t, 2*time.Minute)
+	leader := pc.Leader()
+	spec := sleepSpec(uniqueName("pcweb"), 2)
+	spec.Args = nil
+	spec.Command = []string{"sh", "-c", "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www"}
+	spec.Ports = []swarm.PortConfig{{TargetPort: 8080, PublishMode: swarm.PublishHost}}
+	svc, err := leader.CreateService(ctx, spec)
+	require.NoError(t, err)
+	wctx, cancel := context.WithTimeout(ctx, podWait)
+	require.NoError(t, leader.WaitConverged(wctx, svc.ID), "tasks: %s", describe(pc.podTasks(ctx, svc.ID)))
+	cancel()
+
+	seen := map[uint32]bool{}
+	client := &http.Client{Timeout: 2 * time.Second}
+	for _, tk := range liveRunning(pc.podTasks(ctx, svc.ID)) {
+		ports, err := pc.rt.PublishedPorts(ctx, tk.Status.ContainerID)
+		require.NoError(t, err)
+		require.Len(t, ports, 1)
+		p := ports[0]
+		assert.Equal(t, uint32(8080), p.TargetPort)
+		assert.Equal(t, "tcp", p.Protocol)
+		assert.Equal(t, swarm.PublishHost, p.PublishMode)
+		require.NotZero(t, p.PublishedPort)
+		assert.False(t, seen[p.PublishedPort], "two replicas on host port %d", p.PublishedPort)
+		seen[p.PublishedPort] = true
+		url := fmt.Sprintf("http://127.0.0.1:%d/", p.PublishedPort)
+		pc.Eventually(func() error {
+			resp, err := client.Get(url)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			if err != nil {
+				return err
+			}
+			// Podman's default hostname is the container ID's first 12 characters.
+			if got, want := strings.TrimSpace(string(body)), tk.Status.ContainerID[:12]; got != want {
+				return fmt.Errorf("%s answered %q, want %q", url, got, want)
+			}
+			return nil
+		}, podWait)
+	}
+	assert.Len(t, seen, 2)
+	require.NoError(t, leader.RemoveService(ctx, svc.ID))
+	pc.waitContainers(svc.ID, 0)
 }

@@ -123,6 +123,10 @@ func (t *transport) handle(c net.Conn) {
 		case <-t.done:
 			t.untrack(c)
 			c.Close()
+		case <-time.After(5 * time.Second):
+			// No Raft here to take it (a worker, or a demoted manager).
+			t.untrack(c)
+			c.Close()
 		}
 	case connRPC:
 		t.server.ServeConn(c)

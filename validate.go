@@ -21,14 +21,33 @@ func validateSpec(spec *ServiceSpec) error {
 		return invalidf("service %q: image is empty", spec.Name)
 	}
 	switch spec.Mode.Kind {
-	case "", ModeReplicated, ModeGlobal:
-	case ModeReplicatedJob, ModeGlobalJob:
-		return invalidf("service %q: mode %q is not supported yet", spec.Name, spec.Mode.Kind)
+	case "", ModeReplicated, ModeGlobal, ModeReplicatedJob, ModeGlobalJob:
 	default:
 		return invalidf("service %q: unknown mode %q", spec.Name, spec.Mode.Kind)
 	}
-	if spec.Mode.Kind == ModeGlobal && spec.Mode.Replicas != 0 {
-		return invalidf("service %q: replicas cannot be set on a global service", spec.Name)
+	m := spec.Mode
+	if (m.Kind == ModeGlobal || m.Kind == ModeGlobalJob || m.Kind == ModeReplicatedJob) && m.Replicas != 0 {
+		return invalidf("service %q: replicas cannot be set on a %s service", spec.Name, m.Kind)
+	}
+	if m.Kind != ModeReplicatedJob && (m.MaxConcurrent != 0 || m.TotalCompletions != 0) {
+		return invalidf("service %q: max concurrent and total completions are for replicated jobs only", spec.Name)
+	}
+	if m.IsJob() {
+		if spec.RestartPolicy.Condition == RestartAny {
+			return invalidf("service %q: restart condition any is not allowed for jobs", spec.Name)
+		}
+		if spec.UpdateConfig != nil || spec.RollbackConfig != nil {
+			return invalidf("service %q: jobs take no update or rollback config", spec.Name)
+		}
+	}
+	if err := validateUpdateConfig(spec.Name, "update", spec.UpdateConfig, true); err != nil {
+		return err
+	}
+	if err := validateUpdateConfig(spec.Name, "rollback", spec.RollbackConfig, false); err != nil {
+		return err
+	}
+	if spec.RestartPolicy.Window < 0 {
+		return invalidf("service %q: negative restart window", spec.Name)
 	}
 	if _, err := parseConstraints(spec.Placement.Constraints); err != nil {
 		return err
@@ -83,11 +102,13 @@ func validateSpec(spec *ServiceSpec) error {
 		}
 	}
 	for _, u := range spec.Ulimits {
-		if !knownUlimits[u.Name] {
+		name := strings.TrimPrefix(strings.ToLower(u.Name), "rlimit_")
+		if !knownUlimits[name] {
 			return invalidf("service %q: unknown ulimit %q", spec.Name, u.Name)
 		}
-		if u.Soft < 0 || u.Hard < 0 || u.Soft > u.Hard {
-			return invalidf("service %q: ulimit %s: soft %d must be between 0 and hard %d", spec.Name, u.Name, u.Soft, u.Hard)
+		// -1 means unlimited, as in Docker (--ulimit memlock=-1:-1).
+		if u.Soft < -1 || u.Hard < -1 || (u.Hard != -1 && (u.Soft == -1 || u.Soft > u.Hard)) {
+			return invalidf("service %q: ulimit %s: soft %d must be between 0 and hard %d (-1: unlimited)", spec.Name, u.Name, u.Soft, u.Hard)
 		}
 	}
 	for _, p := range spec.Ports {
@@ -114,6 +135,33 @@ func validateSpec(spec *ServiceSpec) error {
 		if h.Interval < 0 || h.Timeout < 0 || h.StartPeriod < 0 || h.Retries < 0 {
 			return invalidf("service %q: negative healthcheck setting", spec.Name)
 		}
+	}
+	return nil
+}
+
+func validateUpdateConfig(name, which string, u *UpdateConfig, rollbackOK bool) error {
+	if u == nil {
+		return nil
+	}
+	switch u.FailureAction {
+	case "", UpdateActionPause, UpdateActionContinue:
+	case UpdateActionRollback:
+		if !rollbackOK {
+			return invalidf("service %q: %s failure action cannot be rollback", name, which)
+		}
+	default:
+		return invalidf("service %q: %s failure action %q (want pause, continue or rollback)", name, which, u.FailureAction)
+	}
+	switch u.Order {
+	case "", UpdateStopFirst, UpdateStartFirst:
+	default:
+		return invalidf("service %q: %s order %q (want stop-first or start-first)", name, which, u.Order)
+	}
+	if u.Delay < 0 || (u.Monitor != nil && *u.Monitor < 0) {
+		return invalidf("service %q: negative %s delay or monitor", name, which)
+	}
+	if u.MaxFailureRatio < 0 || u.MaxFailureRatio > 1 {
+		return invalidf("service %q: %s max failure ratio %v is not between 0 and 1", name, which, u.MaxFailureRatio)
 	}
 	return nil
 }

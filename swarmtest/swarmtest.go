@@ -183,13 +183,14 @@ func (c *Cluster) Index(n *swarm.Node) int {
 	return -1
 }
 
-// Managers returns the manager nodes that have not been crashed.
+// Managers returns the manager nodes that have not been crashed, by their
+// current role (promoted workers included, demoted managers not).
 func (c *Cluster) Managers() []*swarm.Node {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out []*swarm.Node
 	for i, n := range c.nodes {
-		if c.roles[i] == swarm.RoleManager && n != nil && !c.isCrashed(i) {
+		if n != nil && n.Role() == swarm.RoleManager && !c.isCrashed(i) {
 			out = append(out, n)
 		}
 	}

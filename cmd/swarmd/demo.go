@@ -24,6 +24,9 @@ type workload struct {
 	// converge bounds the wait for the service to run (image and container
 	// creation are slow on a real runtime).
 	converge time.Duration
+	// web is true when the replicas serve HTTP on demoPort, published on
+	// the host: the demo then fetches a page from each.
+	web bool
 }
 
 // inmemWorkload runs 6 simulated containers.
@@ -35,32 +38,32 @@ func inmemWorkload() workload {
 }
 
 // podmanWorkload runs 3 real containers: busybox httpd serving the
-// container's hostname. The image is the one scripts/setup.sh imports.
-//
-// What remains to be done for the Podman demo:
-//   - show that the replicas serve: a host-mode published port per replica
-//     cannot work for 3 replicas on one host, and there is no exec in the
-//     Runtime API yet; once the routing mesh (ingress ports) exists,
-//     publish 8080 and fetch the page through every node, printing which
-//     container's hostname answered, before and after the kill;
-//   - kill a node the way a machine dies (its containers die with it)
-//     instead of reaping them at the end.
+// container's hostname (Podman's default hostname: the container ID's first
+// 12 characters). The image is the one scripts/setup.sh imports. Port 8080
+// is published in host mode with no fixed host port, so Podman picks a free
+// one for each replica (all the demo's nodes share this host); the routing
+// mesh (ingress ports) does not exist yet.
 func podmanWorkload() workload {
 	grace := 2 * time.Second
 	return workload{
 		spec: swarm.ServiceSpec{
 			Name:  demoService,
 			Image: "localhost/podswarm/busybox:latest",
-			Command: []string{"sh", "-c", "hostname > /www/index.html 2>/dev/null || " +
-				"(mkdir -p /www && hostname > /www/index.html); exec httpd -f -p 8080 -h /www"},
+			Command: []string{"sh", "-c", "mkdir -p /www && hostname > /www/index.html && " +
+				"exec httpd -f -p 8080 -h /www"},
 			Mode: swarm.Replicated(3),
 			// httpd as PID 1 would ignore SIGTERM: an init forwards it.
 			Init:            true,
 			StopGracePeriod: &grace,
+			Ports:           []swarm.PortConfig{{TargetPort: demoPort, PublishMode: swarm.PublishHost}},
 		},
 		converge: 2 * time.Minute,
+		web:      true,
 	}
 }
+
+// demoPort is the port the demo's web service listens on in its containers.
+const demoPort = 8080
 
 type demoNode struct {
 	name string
@@ -158,16 +161,29 @@ func (d *demo) run(ctx context.Context, stderr io.Writer) error {
 	if err := d.printTasks(ctx); err != nil {
 		return err
 	}
+	if err := d.fetchPages(ctx); err != nil {
+		return err
+	}
 
 	victim, count, err := d.pickVictim(ctx)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(d.out, "\nKilling node %s (it runs %d of %s's tasks): Shutdown, a crash as far as the others can tell.\n",
+	fmt.Fprintf(d.out, "\nKilling node %s (it runs %d of %s's tasks): Shutdown, a crash as far as the others can tell",
 		victim.name, count, spec.Name)
 	t0 = time.Now()
 	victim.node.Shutdown()
 	victim.dead = true
+	if d.shared != nil {
+		// A real machine's containers die with it; here they would outlive
+		// the node, which only ran in this process.
+		n, err := reap(ctx, victim.rt, victim.node.ID(), "")
+		if err != nil {
+			return fmt.Errorf("killing %s's containers: %w", victim.name, err)
+		}
+		fmt.Fprintf(d.out, ", and its %d container(s) killed with it", n)
+	}
+	fmt.Fprintln(d.out, ".")
 	var downAfter, recoveredAfter time.Duration
 	err = poll(ctx, 30*time.Second, func() (bool, error) {
 		api := d.api()
@@ -193,7 +209,10 @@ func (d *demo) run(ctx context.Context, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintln(d.out)
-	return d.printTasks(ctx)
+	if err := d.printTasks(ctx); err != nil {
+		return err
+	}
+	return d.fetchPages(ctx)
 }
 
 // start inits the first manager and joins the others, then waits until the

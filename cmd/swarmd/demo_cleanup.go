@@ -36,10 +36,44 @@ func (d *demo) cleanup(stderr io.Writer) {
 		}()
 	}
 	wg.Wait()
-	d.closeRT()
 	if live > 0 {
 		fmt.Fprintf(d.out, "Shut down the %d remaining nodes.\n", live)
 	}
+	if d.shared != nil {
+		d.checkNothingLeft(ctx, stderr)
+	}
+	d.closeRT()
+}
+
+// checkNothingLeft makes sure that no container of the demo's nodes is
+// left on the shared runtime, removing (and reporting) any it finds.
+func (d *demo) checkNothingLeft(ctx context.Context, stderr io.Writer) {
+	ours := map[string]bool{}
+	for _, dn := range d.nodes {
+		if dn.node != nil {
+			ours[dn.node.ID()] = true
+		}
+	}
+	list, err := d.shared.List(ctx, "")
+	if err != nil {
+		fmt.Fprintf(stderr, "swarmd demo: cleanup: listing containers: %v\n", err)
+		return
+	}
+	left := 0
+	for _, c := range list {
+		if !ours[c.NodeID] {
+			continue
+		}
+		left++
+		if err := d.shared.Remove(ctx, c.ID); err != nil {
+			fmt.Fprintf(stderr, "swarmd demo: cleanup: removing container %s: %v\n", c.Name, err)
+		}
+	}
+	if left > 0 {
+		fmt.Fprintf(stderr, "swarmd demo: cleanup: removed %d containers the nodes left behind\n", left)
+		return
+	}
+	fmt.Fprintln(d.out, "No container of the demo is left.")
 }
 
 func (d *demo) removeService(ctx context.Context, stderr io.Writer) error {
