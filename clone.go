@@ -15,6 +15,7 @@ func cloneSpec(s ServiceSpec) ServiceSpec {
 	s.Args = slices.Clone(s.Args)
 	s.Env = slices.Clone(s.Env)
 	s.Placement.Constraints = slices.Clone(s.Placement.Constraints)
+	s.Placement.Preferences = slices.Clone(s.Placement.Preferences)
 	s.Mounts = slices.Clone(s.Mounts)
 	s.CapAdd = slices.Clone(s.CapAdd)
 	s.CapDrop = slices.Clone(s.CapDrop)

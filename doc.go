@@ -59,6 +59,21 @@
 // once); [Node.Shutdown] stops the node hard, as a crash would, and is
 // idempotent.
 //
+// # Service lifecycle and nodes
+//
+// Services come in Swarm's four modes ([Replicated], [Global],
+// [ReplicatedJob], [GlobalJob]). [Node.UpdateService] takes the version
+// the caller read (a stale one fails with [ErrVersionConflict]) and rolls
+// the change out under the spec's [UpdateConfig] (parallelism, delay,
+// monitor, failure action, order), reporting progress in
+// [Service.UpdateStatus]; [Node.RollbackService] goes back. Restart
+// policies, placement constraints and spread preferences, reservations and
+// opt-in rebalancing are Swarm's (rebalancing is podswarm's addition).
+// Nodes are managed with [Node.UpdateNode], [Node.PromoteNode],
+// [Node.DemoteNode] and [Node.RemoveNode]; [Node.Events] streams every
+// change from any manager, resumable from a log index; [Node.ServiceLogs]
+// streams the tasks' output.
+//
 // # Restarts
 //
 // A node with a Config.DataDir keeps its identity, and a manager its Raft

@@ -244,6 +244,10 @@ func TestEventsTooOldIndex(t *testing.T) {
 	})
 	svcEvs := eventsOf(got, swarm.EventService, "")
 	assert.Equal(t, "1", svcEvs[0].Attributes["replicas.new"])
+	// Let the orchestrator go idle before the shutdown: a Raft Apply in
+	// flight at shutdown can block forever (hashicorp/raft#498), more so
+	// with this test's snapshot cadence.
+	require.NoError(t, leader.WaitConverged(ctx, "web"))
 }
 
 // The channel closes when the context ends or the node shuts down, and no

@@ -514,8 +514,8 @@ func (n *Node) removeVoter(ctx context.Context, id string) error {
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = max(time.Until(dl), 0)
 	}
-	if err := r.RemoveServer(raft.ServerID(id), 0, timeout).Error(); err != nil {
-		return translateRaftErr(err)
+	if err := n.waitFuture(ctx, r.RemoveServer(raft.ServerID(id), 0, timeout)); err != nil {
+		return err
 	}
 	n.log.Info("removed from the raft configuration", "node", id)
 	return nil

@@ -250,13 +250,29 @@ func (n *Node) applyLocal(ctx context.Context, c *command) (uint64, error) {
 		return 0, ErrNotManager
 	}
 	f := r.Apply(data, timeout)
-	if err := f.Error(); err != nil {
-		return 0, translateRaftErr(err)
+	if err := n.waitFuture(ctx, f); err != nil {
+		return 0, err
 	}
 	if resp, ok := f.Response().(error); ok && resp != nil {
 		return f.Index(), resp
 	}
 	return f.Index(), nil
+}
+
+// waitFuture waits for a Raft future, but no longer than ctx or the node's
+// life: a future can stay pending forever when Raft shuts down under it
+// (hashicorp/raft#498), which would hang its caller and Shutdown.
+func (n *Node) waitFuture(ctx context.Context, f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return translateRaftErr(err)
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %v", ErrNoLeader, ctx.Err())
+	case <-n.shutdownCh:
+		return ErrShutdown
+	}
 }
 
 // syncRead makes a follower's next read see every write the leader had
@@ -489,8 +505,8 @@ func (n *Node) addVoter(ctx context.Context, id, addr string) (uint64, error) {
 		return 0, ErrNotManager
 	}
 	f := r.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, timeout)
-	if err := f.Error(); err != nil {
-		return 0, translateRaftErr(err)
+	if err := n.waitFuture(ctx, f); err != nil {
+		return 0, err
 	}
 	return f.Index(), nil
 }

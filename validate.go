@@ -52,6 +52,9 @@ func validateSpec(spec *ServiceSpec) error {
 	if _, err := parseConstraints(spec.Placement.Constraints); err != nil {
 		return err
 	}
+	if err := validatePreferences(spec.Placement.Preferences); err != nil {
+		return err
+	}
 	for _, e := range spec.Env {
 		if k, _, _ := strings.Cut(e, "="); k == "" {
 			return invalidf("service %q: env %q has no name", spec.Name, e)

@@ -116,6 +116,9 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 func (c *Cluster) add(n *swarm.Node, cfg swarm.Config, role swarm.Role) int {
+	// Registered after the node's TempDir, so it runs before the directory
+	// is removed (cleanups run last-in first-out).
+	c.t.Cleanup(func() { n.Shutdown() })
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.nodes = append(c.nodes, n)
@@ -294,6 +297,7 @@ func (c *Cluster) Restart(i int) *swarm.Node {
 	if err := n.Join(addr); err != nil {
 		c.t.Fatalf("swarmtest: restart %s: %v", cfg.Hostname, err)
 	}
+	c.t.Cleanup(func() { n.Shutdown() })
 	c.mu.Lock()
 	c.nodes[i] = n
 	c.mu.Unlock()
