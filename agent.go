@@ -27,6 +27,9 @@ type agent struct {
 	containers map[string]string // task ID -> container of an ended task, kept as history
 	pending    map[string]TaskStatus
 	flush      chan struct{}
+	// files holds the data of the secrets and configs the node's live
+	// tasks use, in memory only (secrets.go).
+	files agentFiles
 
 	// roleSeen is the node's role as the last assignments reply had it,
 	// from the node record at roleVer (owned by loop; see noteRole).
@@ -188,6 +191,7 @@ func (a *agent) loop() {
 			}
 			tasks = append(tasks, t)
 		}
+		a.holdFiles(reply, tasks)
 		if first {
 			a.adopt(tasks)
 			first = false
@@ -346,6 +350,7 @@ func (a *agent) startRunnerLocked(t *Task, containerID string) {
 		if a.ctx.Err() == nil {
 			a.containers[t.ID] = r.containerID
 		}
+		a.pruneFilesLocked()
 		a.mu.Unlock()
 		if final != nil && a.ctx.Err() == nil {
 			a.report(t.ID, *final)
@@ -404,7 +409,7 @@ func (a *agent) run(r *runner) *TaskStatus {
 		// Create runs to the end even if a stop comes meanwhile (only the
 		// agent's own shutdown cancels it): a runtime may create the
 		// container after the caller gave up, leaving it behind unknown.
-		id, err := a.rt.Create(a.ctx, a.containerConfig(t))
+		id, err := a.create(t)
 		if err != nil {
 			if a.ctx.Err() != nil || stopped() {
 				return finish(nil)
@@ -491,6 +496,17 @@ func (a *agent) containerConfig(t *Task) ContainerConfig {
 	labels[LabelManagedBy] = "podswarm"
 	return ContainerConfig{Name: name, Labels: labels, NodeID: a.nodeID, ServiceID: t.ServiceID,
 		ServiceName: t.ServiceName, TaskID: t.ID, Slot: t.Slot, Spec: t.Spec}
+}
+
+// create creates a task's container with its secrets and configs; a task
+// whose secret or config did not arrive is rejected.
+func (a *agent) create(t *Task) (string, error) {
+	cc := a.containerConfig(t)
+	var err error
+	if cc.Secrets, cc.Configs, err = a.containerFiles(t); err != nil {
+		return "", err
+	}
+	return a.rt.Create(a.ctx, cc)
 }
 
 func (a *agent) report(taskID string, st TaskStatus) {

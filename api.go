@@ -17,6 +17,9 @@ func (n *Node) CreateService(ctx context.Context, spec ServiceSpec) (Service, er
 	if err := validateSpec(&spec); err != nil {
 		return Service{}, err
 	}
+	if err := n.resolveFileRefs(ctx, &spec); err != nil {
+		return Service{}, err
+	}
 	svc := &Service{ID: newID(), Spec: spec, SpecVersion: 1}
 	if spec.Mode.IsJob() {
 		svc.JobStatus = &JobStatus{JobIteration: 1}
@@ -59,6 +62,9 @@ func (n *Node) UpdateService(ctx context.Context, idOrName string, version uint6
 	spec = cloneSpec(spec)
 	spec.Mode = spec.Mode.normalized()
 	if err := validateSpec(&spec); err != nil {
+		return err
+	}
+	if err := n.resolveFileRefs(ctx, &spec); err != nil {
 		return err
 	}
 	if spec.Name != svc.Spec.Name {
@@ -388,6 +394,9 @@ func (n *Node) Info(ctx context.Context) (Info, error) {
 	}
 	if !started {
 		return info, ErrNotInSwarm
+	}
+	if err := n.lockedErr(); err != nil {
+		return info, err
 	}
 	r := n.raftNode()
 	if r == nil {

@@ -21,6 +21,8 @@ func cloneSpec(s ServiceSpec) ServiceSpec {
 	s.CapDrop = slices.Clone(s.CapDrop)
 	s.Ulimits = slices.Clone(s.Ulimits)
 	s.Ports = slices.Clone(s.Ports)
+	s.Secrets = slices.Clone(s.Secrets)
+	s.Configs = slices.Clone(s.Configs)
 	if s.Healthcheck != nil {
 		h := *s.Healthcheck
 		h.Test = slices.Clone(h.Test)

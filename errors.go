@@ -58,6 +58,11 @@ func translateRaftErr(err error) error {
 // current: someone else changed the object since it was read.
 var ErrVersionConflict = errors.New("swarm: update out of sequence (version conflict)")
 
+// ErrPermissionDenied means the peer's certificate does not allow the
+// request: no certificate of this swarm, a worker certificate on a
+// manager-only endpoint, or a request about another node.
+var ErrPermissionDenied = errors.New("swarm: permission denied")
+
 func notFoundf(kind, ref string) error { return fmt.Errorf("%w: %s %q", ErrNotFound, kind, ref) }
 
 func ambiguousf(kind, ref string) error {

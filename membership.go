@@ -1,6 +1,7 @@
 package swarm
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"hash/crc32"
@@ -18,13 +19,16 @@ import (
 type memberMeta struct {
 	Role Role   `json:"r"`
 	Addr string `json:"a"`
+	// K is the version of the security state (gossip keyring) the node
+	// has installed: RotateGossipKey waits for it (security.go).
+	K uint64 `json:"k,omitempty"`
 }
 
 // gossipDelegate publishes the node's metadata.
 type gossipDelegate struct{ n *Node }
 
 func (d gossipDelegate) NodeMeta(limit int) []byte {
-	b, _ := json.Marshal(memberMeta{Role: d.n.Role(), Addr: d.n.Addr()})
+	b, _ := json.Marshal(memberMeta{Role: d.n.Role(), Addr: d.n.Addr(), K: d.n.secVersion()})
 	if len(b) > limit {
 		return nil
 	}
@@ -71,9 +75,16 @@ func (n *Node) notifyMembers() {
 	}
 }
 
-// startMemberlist starts gossip on Config.GossipAddr (default: the control
-// host, any port; a restarted node takes its previous port again).
-func (n *Node) startMemberlist() error {
+// prepareGossip binds gossip's transport on Config.GossipAddr (default:
+// the control host, any port; a restarted node takes its previous port
+// again), so its address is known before gossip starts.
+func (n *Node) prepareGossip() error {
+	n.mu.Lock()
+	bound := n.gossipTr != nil
+	n.mu.Unlock()
+	if bound {
+		return nil
+	}
 	addr := n.cfg.GossipAddr
 	if addr == "" {
 		host, _, _ := net.SplitHostPort(n.Addr())
@@ -97,33 +108,101 @@ func (n *Node) startMemberlist() error {
 		}
 	}
 	n.mu.Unlock()
+	logger := n.gossipLogger()
 	for i, p := range tryPorts {
-		mc := n.memberlistConfig(host, p)
 		nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
-			BindAddrs: []string{host}, BindPort: p, Logger: mc.Logger})
+			BindAddrs: []string{host}, BindPort: p, Logger: logger})
 		if err != nil {
 			if i < len(tryPorts)-1 {
 				continue
 			}
 			return fmt.Errorf("swarm: start gossip on %s: %w", net.JoinHostPort(host, strconv.Itoa(p)), err)
 		}
-		mc.Transport = &boundTransport{NetTransport: nt, local: net.ParseIP(host)}
-		mc.BindPort = nt.GetAutoBindPort()
-		mc.AdvertisePort = mc.BindPort
-		ml, err := memberlist.Create(mc)
-		if err != nil {
-			nt.Shutdown()
-			if i < len(tryPorts)-1 {
-				continue
-			}
-			return fmt.Errorf("swarm: start gossip on %s: %w", net.JoinHostPort(host, strconv.Itoa(p)), err)
+		// A wildcard bind advertises the control address's host, so the
+		// address is known before gossip starts (memberlist would pick one
+		// itself only then).
+		adv := host
+		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+			adv, _, _ = net.SplitHostPort(n.Addr())
 		}
 		n.mu.Lock()
-		n.ml = ml
+		n.gossipTr = &boundTransport{NetTransport: nt, local: net.ParseIP(host)}
+		n.gossipAdv = net.JoinHostPort(adv, strconv.Itoa(nt.GetAutoBindPort()))
 		n.mu.Unlock()
 		return nil
 	}
 	return nil
+}
+
+// startMemberlist starts gossip on the transport prepareGossip bound,
+// encrypted with the swarm's keyring and labelled with its cluster ID, so
+// two swarms on one network never mix.
+func (n *Node) startMemberlist() error {
+	if err := n.prepareGossip(); err != nil {
+		return err
+	}
+	kr, err := n.memberlistKeyring()
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	tr, adv := n.gossipTr, n.gossipAdv
+	n.mu.Unlock()
+	advHost, advPort, _ := net.SplitHostPort(adv)
+	port, _ := strconv.Atoi(advPort)
+	mc := n.memberlistConfig(advHost, port)
+	mc.AdvertiseAddr = advHost
+	mc.Transport = tr
+	mc.Keyring = kr
+	mc.Label = n.clusterIDRef()
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		return fmt.Errorf("swarm: start gossip on %s: %w", adv, err)
+	}
+	n.mu.Lock()
+	n.ml = ml
+	n.mu.Unlock()
+	return nil
+}
+
+// gossipAddr is the node's gossip address ("" before gossip is bound).
+func (n *Node) gossipAddr() string {
+	n.mu.Lock()
+	ml, adv := n.ml, n.gossipAdv
+	n.mu.Unlock()
+	if ml != nil {
+		return ml.LocalNode().Address()
+	}
+	return adv
+}
+
+// joinGossip joins gossip at the given members (a node that just joined
+// the swarm), retrying until ctx ends.
+func (n *Node) joinGossip(ctx context.Context, peers []string) error {
+	if len(peers) == 0 {
+		return nil
+	}
+	ml := n.memberlistRef()
+	for attempt := 0; ; attempt++ {
+		_, err := ml.Join(peers)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("swarm: cannot reach the swarm's gossip at %v: %w", peers, err)
+		case <-n.shutdownCh:
+			return ErrShutdown
+		case <-time.After(backoff(attempt)):
+		}
+	}
+}
+
+func (n *Node) gossipLogger() *log.Logger {
+	if n.log.IsDebug() {
+		return n.log.Named("gossip").StandardLogger(nil)
+	}
+	return log.New(io.Discard, "", 0)
 }
 
 func (n *Node) memberlistConfig(host string, port int) *memberlist.Config {
@@ -146,11 +225,7 @@ func (n *Node) memberlistConfig(host string, port int) *memberlist.Config {
 	mc.EnableCompression = false
 	mc.Delegate = gossipDelegate{n: n}
 	mc.Events = eventDelegate{n: n}
-	if n.log.IsDebug() {
-		mc.Logger = n.log.Named("gossip").StandardLogger(nil)
-	} else {
-		mc.Logger = log.New(io.Discard, "", 0)
-	}
+	mc.Logger = n.gossipLogger()
 	return mc
 }
 

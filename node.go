@@ -65,6 +65,17 @@ type Node struct {
 	// (under mu) is closed when the running Raft instance is stopped.
 	roleWake chan struct{}
 	raftStop chan struct{}
+
+	// keys holds the data-encryption key and the autolock state (keys.go).
+	keys *keyring
+
+	// sec holds the node's certificates, TLS sessions and gossip keyring
+	// (tls.go, security.go).
+	sec nodeSecurity
+	// gossipTr is gossip's transport, bound before gossip starts (under
+	// mu); gossipAdv is the gossip address peers reach (membership.go).
+	gossipTr  *boundTransport
+	gossipAdv string
 }
 
 // NewNode returns a node configured by cfg. It does nothing until Init or Join.
@@ -79,6 +90,8 @@ func NewNode(cfg Config) *Node {
 		memberEvents: make(chan struct{}, 1),
 		roleWake:     make(chan struct{}, 1),
 		shutdownCh:   make(chan struct{}),
+		keys:         &keyring{},
+		sec:          nodeSecurity{certWake: make(chan struct{}, 1)},
 	}
 }
 
@@ -154,6 +167,12 @@ func (n *Node) init() error {
 		return n.resume(ident, "")
 	}
 	n.setIdentity(&identity{NodeID: newID(), ClusterID: newID(), Role: RoleManager})
+	// The CA, this node's certificate and the gossip key come first: the
+	// listener and gossip need them (tls.go).
+	cl, err := n.initSecurity(n.ID(), n.clusterIDRef())
+	if err != nil {
+		return err
+	}
 	if err := n.listen(nil); err != nil {
 		return err
 	}
@@ -168,9 +187,15 @@ func (n *Node) init() error {
 	if err := n.waitLeader(ctx); err != nil {
 		return err
 	}
-	cl := &clusterRecord{ID: n.clusterID, Digest: randBase36(32, 50),
-		WorkerSecret: randBase36(16, 25), ManagerSecret: randBase36(16, 25)}
+	cl.ID = n.clusterIDRef()
+	cl.WorkerSecret, cl.ManagerSecret = randBase36(16, 25), randBase36(16, 25)
 	if _, err := n.apply(ctx, &command{Type: cmdClusterInit, Cluster: cl}); err != nil {
+		return err
+	}
+	if err := n.initKeys(ctx); err != nil {
+		return err
+	}
+	if err := n.sealInitCAKey(ctx); err != nil {
 		return err
 	}
 	n.mu.Lock()
@@ -184,6 +209,7 @@ func (n *Node) init() error {
 	}
 	n.startAgent()
 	n.startRoleLoop()
+	n.startSecurity()
 	n.log.Info("swarm initialised", "node", n.id, "cluster", n.clusterID, "addr", n.addr)
 	return nil
 }
@@ -221,7 +247,10 @@ func (n *Node) join(addr string) error {
 	if err := n.listen(nil); err != nil {
 		return err
 	}
-	if err := n.startMemberlist(); err != nil {
+	// Gossip needs the swarm's keyring and ID, which come with the join
+	// reply: bind its port now (the managers learn the address), start it
+	// after.
+	if err := n.prepareGossip(); err != nil {
 		return err
 	}
 	// A manager token makes a voter: Raft must listen before the leader adds it.
@@ -238,22 +267,25 @@ func (n *Node) join(addr string) error {
 	n.ident.ClusterID, n.ident.Role = resp.ClusterID, resp.Role
 	n.ident.Managers = resp.Managers
 	n.ident.Digest, _, _ = parseToken(n.cfg.JoinToken)
-	ml := n.ml
 	n.mu.Unlock()
-	// Gossip started before the role was known: publish it.
-	if err := ml.UpdateNode(n.cfg.RPCTimeout); err != nil {
-		n.log.Warn("publishing the node's role over gossip failed", "error", err)
+	if err := n.startMemberlist(); err != nil {
+		return err
+	}
+	if err := n.joinGossip(ctx, resp.Sec.GossipPeers); err != nil {
+		return err
 	}
 	if resp.Role == RoleManager {
 		if err := n.waitApplied(ctx, resp.Index); err != nil {
 			return fmt.Errorf("swarm: joined as manager but the state did not replicate: %w", err)
 		}
+		n.joinedKeys(resp)
 	}
 	if err := n.saveIdentity(); err != nil {
 		return err
 	}
 	n.startAgent()
 	n.startRoleLoop()
+	n.startSecurity()
 	n.log.Info("joined swarm", "node", n.id, "cluster", n.clusterID, "role", n.role, "addr", n.addr)
 	return nil
 }
@@ -269,7 +301,23 @@ func (n *Node) resume(ident *identity, addr string) error {
 			return fmt.Errorf("%w: DataDir %s belongs to another swarm than the join token's", ErrInvalidToken, n.cfg.DataDir)
 		}
 	}
+	if ident.Role == RoleManager {
+		// An autolocked manager's key file is sealed: without
+		// Config.UnlockKey it starts nothing until Unlock (keys.go).
+		locked, err := n.loadKeys(ident, addr)
+		if err != nil {
+			return err
+		}
+		if locked {
+			n.setIdentity(ident)
+			n.log.Info("manager is locked: waiting for Unlock", "node", ident.NodeID)
+			return nil
+		}
+	}
 	n.setIdentity(ident)
+	if err := n.loadSecurity(ident); err != nil {
+		return err
+	}
 	if err := n.listen(ident); err != nil {
 		return err
 	}
@@ -313,6 +361,7 @@ func (n *Node) resume(ident *identity, addr string) error {
 	}
 	n.startAgent()
 	n.startRoleLoop()
+	n.startSecurity()
 	n.log.Info("resumed swarm membership", "node", n.id, "cluster", n.clusterID, "role", n.role, "addr", n.addr)
 	return nil
 }
@@ -416,9 +465,11 @@ func (n *Node) serve(ln net.Listener) error {
 	n.fsm.onApply = n.onApply
 	n.tr = newTransport(ln, adv, n.log.Named("transport"))
 	n.mu.Unlock()
-	if err := n.tr.server.RegisterName("Swarm", &rpcServer{n: n}); err != nil {
-		return err
-	}
+	// Every connection is TLS 1.3 with the swarm's certificates (tls.go).
+	n.tr.serverTLS = n.serverTLSConfig()
+	n.tr.clientTLS = n.clientTLSConfig
+	n.tr.admit = n.admitStream
+	n.tr.serveRPC = n.serveRPCConn
 	n.tr.onLogs = n.serveLogs
 	n.tr.start()
 	return nil
@@ -577,9 +628,7 @@ func (n *Node) selfInfo(ctx context.Context, role Role) *NodeInfo {
 		State: NodeReady, EngineLabels: copyMap(n.cfg.Labels),
 		Platform: Platform{OS: runtime.GOOS, Arch: runtime.GOARCH},
 	}
-	if n.ml != nil {
-		info.GossipAddr = n.ml.LocalNode().Address()
-	}
+	info.GossipAddr = n.gossipAddr()
 	if n.cfg.Runtime != nil {
 		if ri, err := n.cfg.Runtime.Info(ctx); err == nil {
 			info.Resources = ri.Resources
@@ -626,11 +675,14 @@ func (n *Node) JoinToken(role Role) (string, error) {
 
 // checkManager fails unless the node runs and is a manager.
 func (n *Node) checkManager() error {
+	locked := n.Locked()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	switch {
 	case n.stopped:
 		return ErrShutdown
+	case locked:
+		return ErrLocked
 	case !n.started || n.fsm == nil:
 		return ErrNotInSwarm
 	case n.raft == nil:
@@ -655,6 +707,9 @@ func (n *Node) Leave() error {
 		return ErrNotInSwarm
 	}
 	n.mu.Unlock()
+	if err := n.lockedErr(); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.RPCTimeout)
 	defer cancel()
 	if err := n.leave(ctx); err != nil {
@@ -715,6 +770,7 @@ func (n *Node) Shutdown() error {
 	close(n.shutdownCh)
 	n.baseCancel()
 	agent, ml, r, tr, stores := n.agent, n.ml, n.raft, n.tr, n.stores
+	gtr := n.gossipTr
 	n.mu.Unlock()
 
 	if agent != nil {
@@ -723,6 +779,8 @@ func (n *Node) Shutdown() error {
 	n.stopLeading()
 	if ml != nil {
 		ml.Shutdown()
+	} else if gtr != nil {
+		gtr.Shutdown() // bound, but gossip never started (a failed join)
 	}
 	if r != nil {
 		if err := r.Shutdown().Error(); err != nil {
@@ -748,6 +806,8 @@ func (n *Node) onApply(c *command) {
 		o.notify(c)
 	}
 	n.noticeOwnRecord(c)
+	n.keysApplied(c)
+	n.securityApplied(c)
 }
 
 func (n *Node) isStopped() bool {

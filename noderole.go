@@ -189,6 +189,16 @@ func (n *Node) ownRecord(ctx context.Context) (*nodeMgmtReply, error) {
 // promoteSelf starts Raft on a promoted worker and has the leader add it
 // as a voter. The leader sends it the log (or a snapshot) from the start.
 func (n *Node) promoteSelf(ctx context.Context) error {
+	// A manager certificate first: Raft streams and addVoter are for
+	// managers only (tls.go).
+	if c := n.sec.get(); c == nil || c.role() != RoleManager {
+		if err := n.renewCert(ctx); err != nil {
+			return err
+		}
+		if c := n.sec.get(); c.role() != RoleManager {
+			return fmt.Errorf("swarm: promoted, but the certificate issued is a %s's", c.role())
+		}
+	}
 	if n.raftNode() == nil {
 		// A worker keeps no Raft state: start from nothing.
 		if err := n.wipeRaftData(); err != nil {
@@ -238,8 +248,10 @@ func (n *Node) demoteSelf() error {
 	if err := n.wipeRaftData(); err != nil {
 		n.log.Warn("removing raft state failed", "error", err)
 	}
+	n.forgetDataKey() // a worker never holds the data key
 	n.fsm.reset()
 	n.setRole(RoleWorker, managers)
+	n.wakeCert() // a worker's certificate replaces the manager's
 	n.log.Info("demoted to worker", "node", n.ID())
 	return nil
 }

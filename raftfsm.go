@@ -49,6 +49,14 @@ type command struct {
 	Message   string    `json:"m,omitempty"`
 	// Ops for cmdTasks.
 	Ops []taskOp `json:"o,omitempty"`
+	// Secret, Config and Labels for the secret and config commands
+	// (secrets.go); Keys for cmdKeys (keys.go).
+	Secret *secretRecord     `json:"sec,omitempty"`
+	Config *ConfigObject     `json:"cfg,omitempty"`
+	Labels map[string]string `json:"l,omitempty"`
+	Keys   *keysRecord       `json:"k,omitempty"`
+	// Sec for the security commands (security.go).
+	Sec *securityCmd `json:"sc,omitempty"`
 }
 
 // taskOpKind names a fine-grained task change. Changes are fine-grained so
@@ -103,6 +111,8 @@ func decodeCommand(data []byte) (*command, error) {
 	case cmdClusterInit, cmdNodeUpsert, cmdNodeState, cmdNodeUpdate, cmdNodeRemove,
 		cmdServiceCreate, cmdServiceUpdate, cmdServiceRemove, cmdServiceStatus, cmdTasks:
 	case cmdNodeSpec:
+	case cmdSecretCreate, cmdSecretUpdate, cmdSecretRemove, cmdConfigCreate, cmdConfigUpdate, cmdConfigRemove, cmdKeys:
+	case cmdRotateToken, cmdGossipKeys, cmdCAKey:
 	default:
 		return nil, fmt.Errorf("unknown command type %q", c.Type)
 	}
@@ -217,6 +227,7 @@ func (s *state) apply(c *command, index uint64) error {
 			return fmt.Errorf("%w: cluster already initialised", ErrAlreadyInSwarm)
 		}
 		cl := *c.Cluster
+		cl.SecVersion = index // the first gossip keyring's version
 		s.cluster = &cl
 		return nil
 
@@ -284,6 +295,8 @@ func (s *state) apply(c *command, index uint64) error {
 			return notFoundf("node", c.ID)
 		}
 		delete(s.nodes, c.ID)
+		// Its certificate is refused from now on (tls.go).
+		s.revokeNode(c.ID, c.Time, index)
 		return nil
 
 	case cmdServiceCreate:
@@ -298,6 +311,9 @@ func (s *state) apply(c *command, index uint64) error {
 			return fmt.Errorf("%w: service %q already exists", ErrNameConflict, v.Spec.Name)
 		}
 		nv := *v
+		if err := s.resolveFileRefs(&nv.Spec); err != nil {
+			return err
+		}
 		nv.Version, nv.CreatedAt, nv.UpdatedAt = index, c.Time, c.Time
 		if nv.SpecVersion == 0 {
 			nv.SpecVersion = 1
@@ -327,6 +343,9 @@ func (s *state) apply(c *command, index uint64) error {
 			return invalidf("service name cannot be changed (%q -> %q)", old.Spec.Name, v.Spec.Name)
 		}
 		nv := *v
+		if err := s.resolveFileRefs(&nv.Spec); err != nil {
+			return err
+		}
 		nv.CreatedAt = old.CreatedAt
 		nv.Version, nv.UpdatedAt = index, c.Time
 		if nv.UpdateStatus != nil && nv.UpdateStatus != old.UpdateStatus && nv.UpdateStatus.StartedAt.IsZero() {
@@ -385,6 +404,15 @@ func (s *state) apply(c *command, index uint64) error {
 
 	case cmdNodeSpec:
 		return s.applyNodeSpec(c, index)
+
+	case cmdSecretCreate, cmdSecretUpdate, cmdSecretRemove, cmdConfigCreate, cmdConfigUpdate, cmdConfigRemove:
+		return s.applyObject(c, index)
+
+	case cmdKeys:
+		return s.applyKeys(c, index)
+
+	case cmdRotateToken, cmdGossipKeys, cmdCAKey:
+		return s.applySecurity(c, index)
 	}
 	return fmt.Errorf("unknown command type %q", c.Type)
 }

@@ -6,15 +6,32 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"net/rpc"
 	"time"
 
 	"github.com/hashicorp/raft"
 )
 
-// rpcServer is the receiver net/rpc serves. Its one method dispatches by
-// name to the node's handlers, so the request and reply types can stay
-// unexported.
-type rpcServer struct{ n *Node }
+// rpcServer is the receiver net/rpc serves, one per connection. Its one
+// method dispatches by name to the node's handlers, so the request and
+// reply types can stay unexported, after authorizeRPC has checked the
+// call against peer, the node whose certificate opened the connection
+// (nil: none; tls.go).
+type rpcServer struct {
+	n    *Node
+	peer *peerInfo
+}
+
+// serveRPCConn serves RPC on one connection from peer.
+func (n *Node) serveRPCConn(c net.Conn, p *peerInfo) {
+	s := rpc.NewServer()
+	if err := s.RegisterName("Swarm", &rpcServer{n: n, peer: p}); err != nil {
+		n.log.Error("rpc server", "error", err)
+		return
+	}
+	s.ServeConn(c)
+}
 
 // Call is the single net/rpc entry point: req is "<method>\n<json args>",
 // resp a JSON rpcEnvelope.
@@ -25,7 +42,10 @@ func (s *rpcServer) Call(req []byte, resp *[]byte) error {
 	if !ok {
 		env.setErr(invalidf("malformed request"))
 	} else {
-		out, err := n.dispatch(n.baseCtx, string(method), body)
+		out, err := n.authorizeRPC(s.peer, string(method), body)
+		if err == nil && out == nil {
+			out, err = n.dispatch(n.baseCtx, string(method), body)
+		}
 		if err != nil {
 			env.setErr(err)
 		} else if out != nil {
@@ -106,6 +126,12 @@ func (n *Node) dispatch(ctx context.Context, method string, body []byte) (any, e
 			return nil, err
 		}
 		return nil, n.handleLeave(ctx, a)
+	case "dataKey":
+		a, err := decodeArgs[dataKeyArgs](body)
+		if err != nil {
+			return nil, err
+		}
+		return n.handleDataKey(ctx, a)
 	case "nodeMgmt":
 		a, err := decodeArgs[nodeMgmtArgs](body)
 		if err != nil {
@@ -113,7 +139,7 @@ func (n *Node) dispatch(ctx context.Context, method string, body []byte) (any, e
 		}
 		return n.handleNodeMgmt(ctx, a)
 	}
-	return nil, invalidf("unknown method %q", method)
+	return n.dispatchSecurity(ctx, method, body)
 }
 
 type joinArgs struct {
@@ -124,6 +150,8 @@ type joinArgs struct {
 	ClusterID string
 	Node      NodeInfo
 	Forwarded bool
+	// CSR is the certificate signing request for the node's new key.
+	CSR []byte
 }
 
 type joinReply struct {
@@ -131,6 +159,12 @@ type joinReply struct {
 	Role      Role
 	Managers  []string
 	Index     uint64
+	// DataKey and DataKeyID are the swarm's data-encryption key, for a
+	// node that joins as a manager only (keys.go).
+	DataKey   []byte `json:",omitempty"`
+	DataKeyID string `json:",omitempty"`
+	// Sec carries the node's certificate, the CA and the gossip keyring (tls.go).
+	Sec *securityBundle `json:",omitempty"`
 }
 
 type addVoterArgs struct {
@@ -168,6 +202,12 @@ type assignReply struct {
 	// manager has no record of the node).
 	Role        Role
 	NodeVersion uint64
+	// Secrets and Configs hold the data (by ID) of the secrets and configs
+	// that the reply's live tasks reference, and nothing else: a node
+	// learns only what its own tasks use (secrets.go).
+	Secrets map[string][]byte `json:",omitempty"`
+	Configs map[string][]byte `json:",omitempty"`
+	files   *filePayload
 }
 
 func specKey(t *Task) string { return t.ServiceID + "/" + uitoa(t.SpecVersion) }
@@ -282,16 +322,19 @@ func (n *Node) waitFuture(ctx context.Context, f raft.Future) error {
 // answers, the read is served from the local, possibly stale, state.
 func (n *Node) syncRead(ctx context.Context) {
 	r := n.raftNode()
-	if r == nil || r.State() == raft.Leader {
+	if r == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.RPCTimeout)
 	defer cancel()
 	for attempt := 0; ; attempt++ {
 		if r.State() == raft.Leader {
-			return
-		}
-		if addr, _ := r.LeaderWithID(); addr != "" {
+			// A new leader serves reads once its Barrier has applied every
+			// committed entry (the leader loops start after it).
+			if n.statusBatcherRef() != nil {
+				return
+			}
+		} else if addr, _ := r.LeaderWithID(); addr != "" {
 			var reply applyReply
 			if err := n.tr.call(ctx, string(addr), "readIndex", struct{}{}, &reply); err == nil {
 				n.waitApplied(ctx, reply.Index)
@@ -367,13 +410,37 @@ func (n *Node) forward(ctx context.Context, method string, args, reply any) erro
 
 // joinRPC asks the managers at peers to admit this node.
 func (n *Node) joinRPC(ctx context.Context, peers []string, rejoin bool) (*joinReply, error) {
-	args := &joinArgs{Token: n.cfg.JoinToken, Rejoin: rejoin, ClusterID: n.clusterIDRef(), Node: *n.selfInfo(ctx, n.Role())}
+	// Every join gets the node a new certificate for a new key.
+	key, err := newNodeKey()
+	if err != nil {
+		return nil, err
+	}
+	csr, err := newCSR(key, n.ID())
+	if err != nil {
+		return nil, err
+	}
+	args := &joinArgs{Token: n.cfg.JoinToken, Rejoin: rejoin, ClusterID: n.clusterIDRef(), Node: *n.selfInfo(ctx, n.Role()), CSR: csr}
+	// A new node pins the swarm's CA by the token's digest before it
+	// sends the token; a resuming one talks mutual TLS with the CA and the
+	// certificate in its DataDir.
+	var pin string
+	if !rejoin {
+		pin, _, _ = parseToken(n.cfg.JoinToken)
+	}
 	var lastErr error = fmt.Errorf("%w: no manager address", ErrNoLeader)
 	for attempt := 0; ; attempt++ {
 		for _, p := range peers {
 			var reply joinReply
-			err := n.tr.call(ctx, p, "join", args, &reply)
+			var err error
+			if rejoin {
+				err = n.tr.call(ctx, p, "join", args, &reply)
+			} else {
+				err = n.tr.callPinned(ctx, p, pinnedTLSConfig(pin, nil), "join", args, &reply)
+			}
 			if err == nil {
+				if err := n.adoptBundle(reply.Sec, key, pin); err != nil {
+					return nil, err
+				}
 				if reply.Role == RoleManager && !rejoin {
 					if err := n.ensureRaft(); err != nil {
 						return nil, err
@@ -451,10 +518,20 @@ func (n *Node) handleJoin(ctx context.Context, a *joinArgs) (*joinReply, error) 
 			return nil, fmt.Errorf("%w: node ID %s is already in the swarm", ErrNameConflict, a.Node.ID)
 		}
 	}
-	if a.Node.GossipAddr != "" {
+	// A new node starts gossip once it has the keyring (the reply); it
+	// joins gossip itself. A resuming one gossips already.
+	if a.Node.GossipAddr != "" && a.Rejoin {
 		if _, err := n.memberlistRef().Join([]string{a.Node.GossipAddr}); err != nil {
 			return nil, fmt.Errorf("swarm: cannot reach the joining node's gossip address %s: %w", a.Node.GossipAddr, err)
 		}
+	}
+	pub, err := csrPublicKey(a.CSR)
+	if err != nil {
+		return nil, err
+	}
+	sec, err := n.issueBundle(ctx, a.Node.ID, role, pub)
+	if err != nil {
+		return nil, err
 	}
 	node := a.Node
 	node.Role, node.State, node.Message = role, NodeReady, ""
@@ -468,7 +545,11 @@ func (n *Node) handleJoin(ctx context.Context, a *joinArgs) (*joinReply, error) 
 		}
 	}
 	n.notifyMembers()
-	return &joinReply{ClusterID: cl.ID, Role: role, Managers: n.managerAddrs(), Index: idx}, nil
+	reply := &joinReply{ClusterID: cl.ID, Role: role, Managers: n.managerAddrs(), Index: idx, Sec: sec}
+	if role == RoleManager {
+		reply.DataKey, reply.DataKeyID = n.joinDataKey()
+	}
+	return reply, nil
 }
 
 // handleAddVoter adds a node that joined with the manager token to the
@@ -579,6 +660,9 @@ func (n *Node) handleAssignments(ctx context.Context, a *assignArgs) (*assignRep
 			reply, ok = &assignReply{Index: a.Since}, true // role news only
 		}
 		if ok {
+			if err := n.openFiles(ctx, reply); err != nil {
+				return nil, err
+			}
 			reply.Role, reply.NodeVersion = role, ver
 			return reply, nil
 		}
@@ -617,6 +701,7 @@ func (n *Node) assignments(nodeID string, since uint64, first bool) (*assignRepl
 				reply.Tasks = append(reply.Tasks, &slim)
 			}
 		}
+		reply.files = s.filesFor(reply)
 	})
 	return reply, reply != nil
 }

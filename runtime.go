@@ -2,6 +2,7 @@ package swarm
 
 import (
 	"context"
+	"os"
 	"time"
 )
 
@@ -76,6 +77,25 @@ type ContainerConfig struct {
 	Slot uint64
 	// Spec is the task's spec: image, command, mounts, limits and so on.
 	Spec ServiceSpec
+	// Secrets and Configs are the files of the task's secrets and configs
+	// (Spec.Secrets and Spec.Configs with their data), to appear read-only
+	// at their Path. A runtime must keep secret data off persistent disks
+	// (PodmanRuntime stages it on a tmpfs) and fail Create rather than
+	// drop one.
+	Secrets, Configs []ContainerFile
+}
+
+// ContainerFile is a secret or config as a file in a container.
+type ContainerFile struct {
+	// ID and Name are the secret's (or config's).
+	ID, Name string
+	// Path is the absolute path of the file in the container.
+	Path string
+	// UID and GID own the file; Mode is its permission bits (never 0).
+	UID, GID uint32
+	Mode     os.FileMode
+	// Data is the content.
+	Data []byte
 }
 
 // ExitStatus tells how a container ended.

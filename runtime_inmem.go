@@ -194,6 +194,7 @@ func (r *InmemRuntime) Create(ctx context.Context, c ContainerConfig) (string, e
 		done:    make(chan struct{}),
 	}
 	ct.cfg.Labels = maps.Clone(c.Labels)
+	ct.cfg.Secrets, ct.cfg.Configs = cloneFiles(c.Secrets), cloneFiles(c.Configs)
 	if b.Unhealthy && c.Spec.Healthcheck != nil {
 		ct.unhealthyCh = make(chan struct{})
 	}
@@ -427,7 +428,8 @@ func (r *InmemRuntime) Container(id string) (ContainerInfo, bool) {
 	return c.info(), true
 }
 
-// Config returns the configuration the container was created with.
+// Config returns the configuration the container was created with,
+// secrets and configs included (tests inspect what a task's container got).
 func (r *InmemRuntime) Config(id string) (ContainerConfig, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -437,7 +439,17 @@ func (r *InmemRuntime) Config(id string) (ContainerConfig, bool) {
 	}
 	cfg := c.cfg
 	cfg.Labels = maps.Clone(cfg.Labels)
+	cfg.Secrets = cloneFiles(cfg.Secrets)
+	cfg.Configs = cloneFiles(cfg.Configs)
 	return cfg, true
+}
+
+func cloneFiles(fs []ContainerFile) []ContainerFile {
+	out := slices.Clone(fs)
+	for i := range out {
+		out[i].Data = slices.Clone(out[i].Data)
+	}
+	return out
 }
 
 // Created returns how many containers were ever created, removed ones

@@ -18,6 +18,7 @@ import (
 	"github.com/containers/podman/v4/pkg/bindings/images"
 	"github.com/containers/podman/v4/pkg/bindings/system"
 	"github.com/containers/podman/v4/pkg/errorhandling"
+	"github.com/containers/storage/pkg/idtools"
 )
 
 // ErrNoPodman means no Podman API socket answered: NewPodmanRuntime's error
@@ -58,6 +59,7 @@ type PodmanRuntime struct {
 	mu     sync.Mutex
 	closed bool
 	health map[string]*healthWatch // by full container ID
+	staged map[string]string       // full container ID -> staged secrets and configs (runtime_podman_files.go)
 }
 
 // podmanHost is what the spec translation needs to know about the service's host.
@@ -71,6 +73,9 @@ type podmanHost struct {
 	// local is true when the socket is a unix socket: bind sources are then
 	// paths of this host and are checked before the container is created.
 	local bool
+	// uidMap and gidMap are the service's user namespace mappings (empty
+	// for a rootful service), for the owners of secret and config files.
+	uidMap, gidMap []idtools.IDMap
 }
 
 // podmanCallCtx is a per-call context: cancellation and deadline from the caller,
@@ -186,6 +191,8 @@ func connectPodman(ctx context.Context, uri string) (*PodmanRuntime, error) {
 		cgroupV1:    h.CgroupsVersion != "v2",
 		controllers: h.CgroupControllers,
 		local:       path != "",
+		uidMap:      h.IDMappings.UIDMap,
+		gidMap:      h.IDMappings.GIDMap,
 	}
 	osName := h.OS
 	if osName == "" {
@@ -317,6 +324,16 @@ func (r *PodmanRuntime) Create(ctx context.Context, c ContainerConfig) (string, 
 	if err != nil {
 		return "", err
 	}
+	dir, err := r.stageFiles(c, s)
+	if err != nil {
+		return "", err
+	}
+	created := false
+	defer func() {
+		if !created && dir != "" {
+			os.RemoveAll(dir)
+		}
+	}()
 	cctx := r.call(ctx)
 	if err := r.ensureImage(cctx, c.Spec.Image); err != nil {
 		return "", err
@@ -332,6 +349,8 @@ func (r *PodmanRuntime) Create(ctx context.Context, c ContainerConfig) (string, 
 		_ = r.Remove(context.WithoutCancel(ctx), resp.ID)
 		return "", invalidf("container %s: Podman would not honour the spec: %s", c.Name, strings.Join(resp.Warnings, "; "))
 	}
+	created = true
+	r.trackStaged(resp.ID, dir)
 	return resp.ID, nil
 }
 
@@ -345,6 +364,9 @@ func (r *PodmanRuntime) Start(ctx context.Context, id string) error {
 	if err := containers.Start(cctx, id, nil); err != nil {
 		return podmanErr(err, "start container %s", id)
 	}
+	// The container's mounts now hold its secrets and configs: unlink the
+	// staged copies (if that fails, Remove tries again).
+	_ = r.dropStaged(id)
 	data, err := containers.Inspect(cctx, id, nil)
 	if err != nil {
 		return podmanErr(err, "inspect container %s", id)
@@ -383,6 +405,9 @@ func (r *PodmanRuntime) Remove(ctx context.Context, id string) error {
 		return err
 	}
 	r.dropHealth(id)
+	if err := r.dropStaged(id); err != nil {
+		return err
+	}
 	opts := new(containers.RemoveOptions).WithForce(true).WithVolumes(true).WithIgnore(true).WithTimeout(0)
 	reports, err := containers.Remove(r.call(ctx), id, opts)
 	if err != nil {

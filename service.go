@@ -369,6 +369,13 @@ type ServiceSpec struct {
 	// join or become active (Swarm never does, moby#24103); nil takes the
 	// leader's Config.Rebalance.
 	Rebalance *bool
+	// Secrets are the secrets the tasks' containers get as read-only files
+	// (at /run/secrets/<target> by default). Only the nodes that run a
+	// task of the service receive them.
+	Secrets []SecretReference `json:",omitempty"`
+	// Configs are the configs the tasks' containers get as read-only files
+	// (at /<target> by default).
+	Configs []ConfigReference `json:",omitempty"`
 }
 
 // Service is a service as stored in the swarm.

@@ -13,8 +13,22 @@ type clusterRecord struct {
 	// WorkerSecret and ManagerSecret are the secret parts of the join tokens.
 	WorkerSecret  string
 	ManagerSecret string
-	// Digest identifies the swarm in join tokens.
+	// Digest identifies the swarm in join tokens: the digest of CACert.
 	Digest string
+
+	// CACert is the root CA certificate (DER); CAKey its private key
+	// (PKCS#8) sealed with the data-encryption key (tls.go, keys.go).
+	CACert []byte `json:",omitempty"`
+	CAKey  []byte `json:",omitempty"`
+	// CertExpiry is the lifetime of node certificates (Config.CertExpiry at Init).
+	CertExpiry time.Duration `json:",omitempty"`
+	// GossipKeys is gossip's keyring, the primary key first (security.go).
+	GossipKeys [][]byte `json:",omitempty"`
+	// Revoked holds removed nodes, by ID, with the time of removal: their
+	// certificates are refused until they expire.
+	Revoked map[string]time.Time `json:",omitempty"`
+	// SecVersion is the index of the last change to GossipKeys or Revoked.
+	SecVersion uint64 `json:",omitempty"`
 }
 
 // state is the replicated cluster state. Objects stored in it are never
@@ -35,6 +49,13 @@ type state struct {
 	// agentIndex is, per task, the last index of such a change.
 	agentIndex map[string]uint64
 	index      uint64
+
+	// secrets (sealed), configs and the keys record (secrets.go, keys.go).
+	secrets      map[string]*secretRecord
+	secretByName map[string]string
+	configs      map[string]*ConfigObject
+	configByName map[string]string
+	keys         *keysRecord
 }
 
 func newState() *state {
@@ -47,6 +68,10 @@ func newState() *state {
 		tasksByNode:    map[string]map[string]*Task{},
 		nodeIndex:      map[string]uint64{},
 		agentIndex:     map[string]uint64{},
+		secrets:        map[string]*secretRecord{},
+		secretByName:   map[string]string{},
+		configs:        map[string]*ConfigObject{},
+		configByName:   map[string]string{},
 	}
 }
 
@@ -118,6 +143,10 @@ type snapshotData struct {
 	Services []*Service
 	Tasks    []*Task
 	Index    uint64
+	// Secrets hold only sealed data.
+	Secrets []*secretRecord `json:",omitempty"`
+	Configs []*ConfigObject `json:",omitempty"`
+	Keys    *keysRecord     `json:",omitempty"`
 }
 
 func (s *state) export() *snapshotData {
@@ -138,6 +167,15 @@ func (s *state) export() *snapshotData {
 	sort.Slice(d.Nodes, func(i, j int) bool { return d.Nodes[i].ID < d.Nodes[j].ID })
 	sort.Slice(d.Services, func(i, j int) bool { return d.Services[i].ID < d.Services[j].ID })
 	sort.Slice(d.Tasks, func(i, j int) bool { return d.Tasks[i].ID < d.Tasks[j].ID })
+	d.Keys = s.keys
+	for _, r := range s.secrets {
+		d.Secrets = append(d.Secrets, r)
+	}
+	for _, c := range s.configs {
+		d.Configs = append(d.Configs, c)
+	}
+	sort.Slice(d.Secrets, func(i, j int) bool { return d.Secrets[i].ID < d.Secrets[j].ID })
+	sort.Slice(d.Configs, func(i, j int) bool { return d.Configs[i].ID < d.Configs[j].ID })
 	return d
 }
 
@@ -159,6 +197,19 @@ func stateFrom(d *snapshotData) *state {
 	for _, t := range d.Tasks {
 		if t != nil && t.ID != "" {
 			s.putTask(t, true)
+		}
+	}
+	s.keys = d.Keys
+	for _, r := range d.Secrets {
+		if r != nil && r.ID != "" {
+			s.secrets[r.ID] = r
+			s.secretByName[r.Spec.Name] = r.ID
+		}
+	}
+	for _, c := range d.Configs {
+		if c != nil && c.ID != "" {
+			s.configs[c.ID] = c
+			s.configByName[c.Spec.Name] = c.ID
 		}
 	}
 	return s

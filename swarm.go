@@ -80,6 +80,27 @@ type Config struct {
 	// StatusBatchInterval is how long an agent gathers task status changes
 	// before sending them to the managers in one batch. Default 10 ms.
 	StatusBatchInterval time.Duration
+
+	// AutoLock, read by Init only, turns autolock on for the new swarm
+	// (Swarm's `docker swarm init --autolock`): every manager's key file
+	// is sealed with the swarm's unlock key (read it with UnlockKey; change
+	// it later with SetAutoLock and RotateUnlockKey), so a manager that
+	// restarts stays locked until Unlock. Default false.
+	AutoLock bool
+	// UnlockKey (SWMKEY-1-...) unlocks an autolocked manager as it starts,
+	// for unattended restarts: Init or Join then resume it at once. A key
+	// that does not open the node's key file fails them with
+	// ErrInvalidUnlockKey. "" leaves a restarted autolocked manager locked
+	// until Unlock. Keep it out of files on the same disk as DataDir.
+	UnlockKey string
+
+	// CertExpiry, read by Init only, is the lifetime of the swarm's node
+	// certificates (Swarm's `docker swarm init --cert-expiry`). Each node
+	// renews its certificate at a random point between 50% and 80% of
+	// its lifetime, and on every role change. Default 90 days (Swarm's);
+	// at least 1 s (values under an hour are for tests). The swarm's root
+	// CA is valid for 20 years.
+	CertExpiry time.Duration
 }
 
 // DefaultConfig returns a Config with LAN timings: failures detected in
@@ -144,6 +165,7 @@ func (c Config) withDefaults() Config {
 	setDur(&c.RestartDelay, d.RestartDelay)
 	setDur(&c.RPCTimeout, d.RPCTimeout)
 	setDur(&c.StatusBatchInterval, d.StatusBatchInterval)
+	setDur(&c.CertExpiry, DefaultCertExpiry)
 	if c.SnapshotThreshold == 0 {
 		c.SnapshotThreshold = d.SnapshotThreshold
 	}
@@ -181,7 +203,7 @@ func (c Config) Validate() error {
 		{"SnapshotInterval", c.SnapshotInterval}, {"GossipProbeInterval", c.GossipProbeInterval},
 		{"GossipProbeTimeout", c.GossipProbeTimeout}, {"GossipInterval", c.GossipInterval},
 		{"RestartDelay", c.RestartDelay}, {"RPCTimeout", c.RPCTimeout},
-		{"StatusBatchInterval", c.StatusBatchInterval},
+		{"StatusBatchInterval", c.StatusBatchInterval}, {"CertExpiry", c.CertExpiry},
 	} {
 		if d.v < 0 {
 			return invalidf("Config.%s is negative (%v)", d.name, d.v)
@@ -189,6 +211,9 @@ func (c Config) Validate() error {
 	}
 	if c.GossipSuspicionMult < 0 {
 		return invalidf("Config.GossipSuspicionMult is negative (%d)", c.GossipSuspicionMult)
+	}
+	if c.CertExpiry > 0 && c.CertExpiry < minCertExpiry {
+		return invalidf("Config.CertExpiry (%v) is shorter than %v", c.CertExpiry, minCertExpiry)
 	}
 	if c.TaskHistoryLimit < 0 {
 		return invalidf("Config.TaskHistoryLimit is negative (%d)", c.TaskHistoryLimit)

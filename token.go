@@ -1,6 +1,7 @@
 package swarm
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"fmt"
@@ -25,9 +26,11 @@ func randBase36(nbytes, width int) string {
 	return s
 }
 
-// Join tokens have Swarm's shape: SWMTKN-1-<digest>-<secret>, the digest
-// (50 base-36 characters) identifying the swarm and the secret (25
-// characters) deciding the role.
+// Join tokens have Swarm's shape: SWMTKN-1-<digest>-<secret>. The digest
+// (50 base-36 characters) is the SHA-256 of the swarm's root CA
+// certificate (caDigest): a joining node accepts only a manager that
+// presents that CA, before it sends the secret. The secret (25 base-36
+// characters, 128 random bits) decides the role; RotateJoinToken replaces it.
 const tokenPrefix = "SWMTKN-1-"
 
 func formatToken(digest, secret string) string { return tokenPrefix + digest + "-" + secret }
@@ -70,4 +73,28 @@ func (c *clusterRecord) roleForToken(tok string) (Role, error) {
 		return RoleManager, nil
 	}
 	return "", fmt.Errorf("%w: the token's secret is not valid for this swarm", ErrInvalidToken)
+}
+
+// RotateJoinToken replaces the secret of the join token for role and
+// returns the new token (Swarm's `docker swarm join-token --rotate`): the
+// old token no longer admits new nodes; nodes already in the swarm stay.
+// It runs on any manager.
+func (n *Node) RotateJoinToken(ctx context.Context, role Role) (string, error) {
+	if err := role.valid(); err != nil {
+		return "", err
+	}
+	if err := n.checkManager(); err != nil {
+		return "", err
+	}
+	secret := randBase36(16, 25)
+	if _, err := n.apply(ctx, &command{Type: cmdRotateToken, Sec: &securityCmd{Role: role, Secret: secret}}); err != nil {
+		return "", err
+	}
+	var cl *clusterRecord
+	n.fsm.read(func(s *state) { cl = s.cluster })
+	if cl == nil {
+		return "", fmt.Errorf("%w: the swarm's state has not replicated to this manager yet", ErrNoLeader)
+	}
+	n.log.Info("join token rotated", "role", role)
+	return formatToken(cl.Digest, secret), nil
 }

@@ -2,6 +2,7 @@ package swarm
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,47 +16,63 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// Every connection to a node's control port starts with one byte that
-// says what it carries, so RPC and Raft share one listener.
+// Every connection to a node's control port is TLS 1.3 (tls.go); its first
+// byte inside TLS says what it carries, so RPC, Raft and log streams share
+// one listener.
 const (
 	connRaft byte = 'R'
 	connRPC  byte = 'C'
 )
 
-// transport owns the control listener: it accepts connections, hands Raft
-// streams to Raft and serves RPC on the rest, and keeps a pool of RPC
-// clients to other nodes. Close closes every connection it accepted or
-// dialled, so a shut-down node looks crashed to its peers at once.
+// transport owns the control listener: it accepts connections, runs the
+// TLS handshake, hands Raft streams to Raft and serves RPC on the rest, and
+// keeps a pool of RPC clients to other nodes. Close closes every connection
+// it accepted or dialled, so a shut-down node looks crashed to its peers at
+// once.
 type transport struct {
 	ln        net.Listener
 	advertise string
 	log       hclog.Logger
-	server    *rpc.Server
 
-	// onLogs serves a log stream connection (set before start).
-	onLogs func(net.Conn)
+	// Set before start: the listener's TLS; the TLS of a connection of a
+	// kind this node opens; admit, which decides whether a peer (nil: no
+	// certificate) may open a connection of a kind; serveRPC, which serves
+	// one RPC connection for a peer; onLogs, which serves a log stream.
+	serverTLS *tls.Config
+	clientTLS func(kind byte) (*tls.Config, error)
+	admit     func(p *peerInfo, kind byte) error
+	serveRPC  func(c net.Conn, p *peerInfo)
+	onLogs    func(net.Conn)
 
 	raftConns chan net.Conn
 	done      chan struct{}
 	wg        sync.WaitGroup
 
-	mu      sync.Mutex
-	closed  bool
+	mu     sync.Mutex
+	closed bool
+	// conns are the raw connections, accepted and dialled; peers names the
+	// node at the other end of an accepted one that has a certificate.
 	conns   map[net.Conn]struct{}
+	peers   map[net.Conn]string
 	clients map[string]*rpc.Client
+	// gen counts retireClients: a client dialled across one is not pooled.
+	gen uint64
 }
 
 func newTransport(ln net.Listener, advertise string, log hclog.Logger) *transport {
 	t := &transport{
 		ln: ln, advertise: advertise, log: log,
-		server:    rpc.NewServer(),
 		raftConns: make(chan net.Conn),
 		done:      make(chan struct{}),
 		conns:     map[net.Conn]struct{}{},
+		peers:     map[net.Conn]string{},
 		clients:   map[string]*rpc.Client{},
 	}
 	return t
 }
+
+// handshakeTimeout bounds an accepted connection's TLS handshake and kind byte.
+const handshakeTimeout = 5 * time.Second
 
 // start begins accepting; register RPC receivers before calling it.
 func (t *transport) start() {
@@ -77,6 +94,7 @@ func (t *transport) track(c net.Conn) bool {
 func (t *transport) untrack(c net.Conn) {
 	t.mu.Lock()
 	delete(t.conns, c)
+	delete(t.peers, c)
 	t.mu.Unlock()
 }
 
@@ -107,38 +125,90 @@ func (t *transport) acceptLoop() {
 
 func (t *transport) handle(c net.Conn) {
 	defer t.wg.Done()
+	// A client that is not a node of this swarm (no TLS, a certificate of
+	// another CA, an expired one) gets nothing: the handshake fails and
+	// the connection closes.
+	c.SetDeadline(time.Now().Add(handshakeTimeout))
+	tc := tls.Server(c, t.serverTLS)
 	var b [1]byte
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, err := io.ReadFull(c, b[:]); err != nil {
+	if err := tc.Handshake(); err != nil {
+		t.log.Trace("TLS handshake failed", "remote", c.RemoteAddr(), "error", err)
 		t.untrack(c)
 		c.Close()
 		return
 	}
-	c.SetReadDeadline(time.Time{})
+	if _, err := io.ReadFull(tc, b[:]); err != nil {
+		t.untrack(c)
+		c.Close()
+		return
+	}
+	c.SetDeadline(time.Time{})
+	var p *peerInfo
+	if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {
+		p = peerFromCert(certs[0]) // verified in the handshake
+	}
+	if err := t.admit(p, b[0]); err != nil {
+		t.log.Debug("connection refused", "remote", c.RemoteAddr(), "kind", string(b[:]), "error", err)
+		t.untrack(c)
+		c.Close()
+		return
+	}
+	stopExpiry := func() bool { return false }
+	if p != nil {
+		t.mu.Lock()
+		if _, ok := t.conns[c]; ok {
+			t.peers[c] = p.ID
+		}
+		t.mu.Unlock()
+		// The connection lives no longer than the certificate that opened
+		// it: the peer redials with its renewed one.
+		stopExpiry = time.AfterFunc(time.Until(p.NotAfter), func() { c.Close() }).Stop
+	}
 	switch b[0] {
 	case connRaft:
 		select {
-		case t.raftConns <- c:
+		case t.raftConns <- &dialedConn{Conn: tc, raw: c, t: t, onClose: stopExpiry}:
 			// Raft owns it now; Close still closes it through conns.
 		case <-t.done:
+			stopExpiry()
 			t.untrack(c)
 			c.Close()
 		case <-time.After(5 * time.Second):
 			// No Raft here to take it (a worker, or a demoted manager).
+			stopExpiry()
 			t.untrack(c)
 			c.Close()
 		}
 	case connRPC:
-		t.server.ServeConn(c)
+		t.serveRPC(tc, p)
+		stopExpiry()
 		t.untrack(c)
+		c.Close()
 	case connLogs:
 		if t.onLogs != nil {
-			t.onLogs(c)
+			t.onLogs(tc)
 		}
+		stopExpiry()
 		t.untrack(c)
 		c.Close()
 	default:
 		t.untrack(c)
+		c.Close()
+	}
+}
+
+// closePeer closes every connection the node id opened to this one (it
+// was removed from the swarm).
+func (t *transport) closePeer(id string) {
+	t.mu.Lock()
+	var cs []net.Conn
+	for c, pid := range t.peers {
+		if pid == id {
+			cs = append(cs, c)
+		}
+	}
+	t.mu.Unlock()
+	for _, c := range cs {
 		c.Close()
 	}
 }
@@ -159,51 +229,102 @@ func localTCPAddr(addr net.Addr) *net.TCPAddr {
 	return &net.TCPAddr{IP: ta.IP}
 }
 
-// dial opens a connection of the given kind to addr.
+// dial opens a connection of the given kind to addr: TCP, then TLS with
+// this node's certificate, then the kind byte.
 func (t *transport) dial(ctx context.Context, addr string, kind byte) (net.Conn, error) {
-	c, err := t.dialer().DialContext(ctx, "tcp", addr)
+	cfg, err := t.clientTLS(kind)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := c.Write([]byte{kind}); err != nil {
-		c.Close()
+	return t.dialTLS(ctx, addr, kind, cfg)
+}
+
+func (t *transport) dialTLS(ctx context.Context, addr string, kind byte, cfg *tls.Config) (net.Conn, error) {
+	raw, err := t.dialer().DialContext(ctx, "tcp", addr)
+	if err != nil {
 		return nil, err
 	}
-	if !t.track(c) {
+	if !t.track(raw) {
 		return nil, ErrShutdown
 	}
-	return c, nil
+	tc := tls.Client(raw, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		t.untrack(raw)
+		raw.Close()
+		return nil, err
+	}
+	if _, err := tc.Write([]byte{kind}); err != nil {
+		t.untrack(raw)
+		raw.Close()
+		return nil, err
+	}
+	return &dialedConn{Conn: tc, raw: raw, t: t}, nil
+}
+
+// dialedConn untracks its raw connection when closed (dialled
+// connections, and accepted ones handed to Raft).
+type dialedConn struct {
+	net.Conn // *tls.Conn
+	raw      net.Conn
+	t        *transport
+	onClose  func() bool // if set, called once at Close
+	once     sync.Once
+}
+
+func (c *dialedConn) Close() error {
+	c.once.Do(func() {
+		c.t.untrack(c.raw)
+		if c.onClose != nil {
+			c.onClose()
+		}
+	})
+	err := c.Conn.Close()
+	c.raw.Close()
+	return err
 }
 
 // client returns a pooled RPC client for addr.
 func (t *transport) client(ctx context.Context, addr string) (*rpc.Client, error) {
-	t.mu.Lock()
-	if t.closed {
+	for {
+		t.mu.Lock()
+		if t.closed {
+			t.mu.Unlock()
+			return nil, ErrShutdown
+		}
+		if c, ok := t.clients[addr]; ok {
+			t.mu.Unlock()
+			return c, nil
+		}
+		gen := t.gen
 		t.mu.Unlock()
-		return nil, ErrShutdown
-	}
-	if c, ok := t.clients[addr]; ok {
+		conn, err := t.dial(ctx, addr, connRPC)
+		if err != nil {
+			return nil, err
+		}
+		c := rpc.NewClient(conn)
+		t.mu.Lock()
+		closed, stale := t.closed, t.gen != gen
+		old, ok := t.clients[addr]
+		if !closed && !stale && !ok {
+			t.clients[addr] = c
+		}
 		t.mu.Unlock()
+		// Closing untracks the connection, which takes mu: not under it.
+		switch {
+		case closed:
+			c.Close()
+			return nil, ErrShutdown
+		case stale:
+			// Dialled with the certificate that was just replaced: the
+			// peer would judge this node by its old role. Dial again.
+			c.Close()
+			continue
+		case ok:
+			c.Close()
+			return old, nil
+		}
 		return c, nil
 	}
-	t.mu.Unlock()
-	conn, err := t.dial(ctx, addr, connRPC)
-	if err != nil {
-		return nil, err
-	}
-	c := rpc.NewClient(conn)
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closed {
-		c.Close()
-		return nil, ErrShutdown
-	}
-	if old, ok := t.clients[addr]; ok {
-		c.Close()
-		return old, nil
-	}
-	t.clients[addr] = c
-	return c, nil
 }
 
 // dropClient forgets a broken client so the next call redials.
@@ -232,23 +353,31 @@ func (t *transport) call(ctx context.Context, addr, method string, args, reply a
 		}
 		return fmt.Errorf("%w: %s: %v", errUnreachable, addr, err)
 	}
+	return t.roundTrip(ctx, addr, c, method, body, reply, func() { t.dropClient(addr, c) })
+}
+
+// roundTrip makes one call on c; drop (if not nil) discards a client that
+// failed or did not answer in time.
+func (t *transport) roundTrip(ctx context.Context, addr string, c *rpc.Client, method string, body []byte, reply any, drop func()) error {
 	req := append([]byte(method+"\n"), body...)
 	var resp []byte
 	call := c.Go("Swarm.Call", req, &resp, make(chan *rpc.Call, 1))
 	select {
 	case <-call.Done:
 	case <-ctx.Done():
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) && drop != nil {
 			// No answer in time: the connection may be dead without an
 			// error (a partition drops packets). Redial next time.
-			t.dropClient(addr, c)
+			drop()
 		}
 		return ctx.Err()
 	case <-t.done:
 		return ErrShutdown
 	}
 	if call.Error != nil {
-		t.dropClient(addr, c)
+		if drop != nil {
+			drop()
+		}
 		return fmt.Errorf("%w: %s: %v", errUnreachable, addr, call.Error)
 	}
 	var env rpcEnvelope
@@ -262,6 +391,38 @@ func (t *transport) call(ctx context.Context, addr, method string, args, reply a
 		return json.Unmarshal(env.Body, reply)
 	}
 	return nil
+}
+
+// callPinned makes one RPC on a connection of its own with the given TLS
+// (a join, pinned to the token's CA). A CA that is not the pinned one
+// fails with ErrInvalidToken, a server that is not a manager with
+// ErrNotManager.
+func (t *transport) callPinned(ctx context.Context, addr string, cfg *tls.Config, method string, args, reply any) error {
+	body, err := json.Marshal(args)
+	if err != nil {
+		return err
+	}
+	conn, err := t.dialTLS(ctx, addr, connRPC, cfg)
+	if err != nil {
+		if errors.Is(err, ErrShutdown) {
+			return err
+		}
+		return joinDialError(addr, err)
+	}
+	c := rpc.NewClient(conn)
+	defer c.Close()
+	return t.roundTrip(ctx, addr, c, method, body, reply, nil)
+}
+
+// retireClients drops the pooled clients (the node's certificate changed):
+// new calls dial afresh with the new one; calls in flight finish on the
+// old connections, which the peers close when the old certificate
+// expires, and Close closes in any case.
+func (t *transport) retireClients() {
+	t.mu.Lock()
+	t.clients = map[string]*rpc.Client{}
+	t.gen++
+	t.mu.Unlock()
 }
 
 // errUnreachable marks a failure to reach a peer (as opposed to an error

@@ -55,6 +55,9 @@ func validateSpec(spec *ServiceSpec) error {
 	if err := validatePreferences(spec.Placement.Preferences); err != nil {
 		return err
 	}
+	if err := validateFileRefs(spec); err != nil {
+		return err
+	}
 	for _, e := range spec.Env {
 		if k, _, _ := strings.Cut(e, "="); k == "" {
 			return invalidf("service %q: env %q has no name", spec.Name, e)
