@@ -435,7 +435,7 @@ func (n *Node) joinRPC(ctx context.Context, peers []string, rejoin bool) (*joinR
 			if rejoin {
 				err = n.tr.call(ctx, p, "join", args, &reply)
 			} else {
-				err = n.tr.callPinned(ctx, p, pinnedTLSConfig(pin, nil), "join", args, &reply)
+				err = n.tr.callPinned(ctx, p, pinnedTLSConfig(pin), "join", args, &reply)
 			}
 			if err == nil {
 				if err := n.adoptBundle(reply.Sec, key, pin); err != nil {

@@ -239,7 +239,7 @@ func TestPinnedTLSConfig(t *testing.T) {
 		return ln.Addr().String()
 	}
 	dial := func(addr, pin string) error {
-		c, err := tls.Dial("tcp", addr, pinnedTLSConfig(pin, nil))
+		c, err := tls.Dial("tcp", addr, pinnedTLSConfig(pin))
 		if err == nil {
 			c.Close()
 		}
