@@ -2,7 +2,6 @@ package swarm
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -592,9 +591,5 @@ func (a *agent) send(ops []taskOp) error {
 	if a.n.raftNode() != nil {
 		return a.n.handleStatus(ctx, args)
 	}
-	err := a.n.callManagers(ctx, "status", args, nil)
-	if errors.Is(err, ErrShutdown) {
-		return err
-	}
-	return err
+	return a.n.callManagers(ctx, "status", args, nil)
 }

@@ -3,6 +3,7 @@ package swarm
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"sort"
 
@@ -122,7 +123,7 @@ func rollbackOf(svc *Service, msg string) *Service {
 	return &next
 }
 
-func isVersionConflict(err error) bool { return errorsIs(err, ErrVersionConflict) }
+func isVersionConflict(err error) bool { return errors.Is(err, ErrVersionConflict) }
 
 // taskSpecChanged reports whether a spec change needs the tasks replaced:
 // anything but the mode (scaling), the service labels and the name.

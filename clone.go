@@ -1,11 +1,6 @@
 package swarm
 
-import (
-	"errors"
-	"slices"
-)
-
-func errorsIs(err, target error) bool { return errors.Is(err, target) }
+import "slices"
 
 // cloneSpec deep-copies a spec so callers never share memory with the state.
 func cloneSpec(s ServiceSpec) ServiceSpec {

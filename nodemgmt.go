@@ -295,17 +295,10 @@ func (n *Node) nodeMgmt(ctx context.Context, a *nodeMgmtArgs) error {
 // handleNodeMgmt serves node management on the leader; other managers
 // forward to it.
 func (n *Node) handleNodeMgmt(ctx context.Context, a *nodeMgmtArgs) (*nodeMgmtReply, error) {
-	if err := n.checkManager(); err != nil {
-		return nil, err
-	}
-	if !n.IsLeader() {
-		if a.Forwarded {
-			return nil, fmt.Errorf("%w: this manager is not the leader", ErrNoLeader)
-		}
-		fwd := *a
-		fwd.Forwarded = true
-		var reply nodeMgmtReply
-		if err := n.forward(ctx, "nodeMgmt", &fwd, &reply); err != nil {
+	fwd := *a // the caller's args stay as they were
+	var reply nodeMgmtReply
+	if handled, err := n.forwardUnlessLeader(ctx, "nodeMgmt", &fwd.Forwarded, &fwd, &reply); handled {
+		if err != nil {
 			return nil, err
 		}
 		return &reply, nil

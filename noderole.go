@@ -389,7 +389,9 @@ func (s *raftStream) Addr() net.Addr { return advertisedAddr(s.t.advertise) }
 
 // Dial implements raft.StreamLayer.
 func (s *raftStream) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	c, err := streamLayer{t: s.t}.Dial(address, timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	c, err := s.t.dial(ctx, string(address), connRaft)
 	if err != nil {
 		return nil, err
 	}

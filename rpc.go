@@ -73,73 +73,62 @@ func decodeArgs[T any](body []byte) (*T, error) {
 	return &v, nil
 }
 
+// serveArgs decodes a request's arguments and runs its handler.
+func serveArgs[A, R any](body []byte, h func(*A) (R, error)) (any, error) {
+	a, err := decodeArgs[A](body)
+	if err != nil {
+		return nil, err
+	}
+	return h(a)
+}
+
+// noReply adapts a handler that answers only with an error.
+func noReply[A any](h func(*A) error) func(*A) (any, error) {
+	return func(a *A) (any, error) { return nil, h(a) }
+}
+
 func (n *Node) dispatch(ctx context.Context, method string, body []byte) (any, error) {
 	switch method {
 	case "join":
-		a, err := decodeArgs[joinArgs](body)
-		if err != nil {
-			return nil, err
-		}
-		return n.handleJoin(ctx, a)
+		return serveArgs(body, func(a *joinArgs) (*joinReply, error) { return n.handleJoin(ctx, a) })
 	case "addVoter":
-		a, err := decodeArgs[addVoterArgs](body)
-		if err != nil {
-			return nil, err
-		}
-		return n.handleAddVoter(ctx, a)
+		return serveArgs(body, func(a *addVoterArgs) (*applyReply, error) { return n.handleAddVoter(ctx, a) })
 	case "apply":
-		a, err := decodeArgs[applyArgs](body)
-		if err != nil {
-			return nil, err
-		}
-		if err := n.checkManager(); err != nil {
-			return nil, err
-		}
-		if !n.IsLeader() {
-			return nil, fmt.Errorf("%w: this manager is not the leader", ErrNoLeader)
-		}
-		idx, err := n.applyLocal(ctx, a.Cmd)
-		return &applyReply{Index: idx}, err
+		return serveArgs(body, func(a *applyArgs) (*applyReply, error) {
+			if err := n.checkLeader(); err != nil {
+				return nil, err
+			}
+			idx, err := n.applyLocal(ctx, a.Cmd)
+			return &applyReply{Index: idx}, err
+		})
 	case "assignments":
-		a, err := decodeArgs[assignArgs](body)
-		if err != nil {
-			return nil, err
-		}
-		return n.handleAssignments(ctx, a)
+		return serveArgs(body, func(a *assignArgs) (*assignReply, error) { return n.handleAssignments(ctx, a) })
 	case "status":
-		a, err := decodeArgs[statusArgs](body)
-		if err != nil {
-			return nil, err
-		}
-		return nil, n.handleStatus(ctx, a)
+		return serveArgs(body, noReply(func(a *statusArgs) error { return n.handleStatus(ctx, a) }))
 	case "readIndex":
-		if err := n.checkManager(); err != nil {
+		if err := n.checkLeader(); err != nil {
 			return nil, err
-		}
-		if !n.IsLeader() {
-			return nil, fmt.Errorf("%w: this manager is not the leader", ErrNoLeader)
 		}
 		return &applyReply{Index: n.fsm.appliedIndex()}, nil
 	case "leave":
-		a, err := decodeArgs[leaveArgs](body)
-		if err != nil {
-			return nil, err
-		}
-		return nil, n.handleLeave(ctx, a)
+		return serveArgs(body, noReply(func(a *leaveArgs) error { return n.handleLeave(ctx, a) }))
 	case "dataKey":
-		a, err := decodeArgs[dataKeyArgs](body)
-		if err != nil {
-			return nil, err
-		}
-		return n.handleDataKey(ctx, a)
+		return serveArgs(body, func(a *dataKeyArgs) (any, error) { return n.handleDataKey(ctx, a) })
 	case "nodeMgmt":
-		a, err := decodeArgs[nodeMgmtArgs](body)
-		if err != nil {
-			return nil, err
-		}
-		return n.handleNodeMgmt(ctx, a)
+		return serveArgs(body, func(a *nodeMgmtArgs) (*nodeMgmtReply, error) { return n.handleNodeMgmt(ctx, a) })
 	}
 	return n.dispatchSecurity(ctx, method, body)
+}
+
+// checkLeader fails unless this node is a manager and the leader.
+func (n *Node) checkLeader() error {
+	if err := n.checkManager(); err != nil {
+		return err
+	}
+	if !n.IsLeader() {
+		return errNotLeader
+	}
+	return nil
 }
 
 type joinArgs struct {
@@ -379,6 +368,28 @@ func (n *Node) callManagers(ctx context.Context, method string, args, reply any)
 	}
 }
 
+// errNotLeader refuses a request that was forwarded once already and still
+// did not reach the leader: the caller retries.
+var errNotLeader = fmt.Errorf("%w: this manager is not the leader", ErrNoLeader)
+
+// forwardUnlessLeader is how a request that only the leader may serve
+// starts: on the leader it returns handled=false and the caller serves it;
+// on another manager it forwards the request once (setting *forwarded
+// first) and returns the leader's answer in reply with handled=true.
+func (n *Node) forwardUnlessLeader(ctx context.Context, method string, forwarded *bool, args, reply any) (handled bool, err error) {
+	if err := n.checkManager(); err != nil {
+		return true, err
+	}
+	if n.IsLeader() {
+		return false, nil
+	}
+	if *forwarded {
+		return true, errNotLeader
+	}
+	*forwarded = true
+	return true, n.forward(ctx, method, args, reply)
+}
+
 // forward sends a request that must run on the leader to the leader.
 func (n *Node) forward(ctx context.Context, method string, args, reply any) error {
 	for attempt := 0; ; attempt++ {
@@ -477,17 +488,9 @@ func (n *Node) clusterIDRef() string {
 
 // handleJoin admits a node (on the leader; other managers forward).
 func (n *Node) handleJoin(ctx context.Context, a *joinArgs) (*joinReply, error) {
-	if err := n.checkManager(); err != nil {
-		return nil, err
-	}
-	if !n.IsLeader() {
-		if a.Forwarded {
-			return nil, fmt.Errorf("%w: this manager is not the leader", ErrNoLeader)
-		}
-		a.Forwarded = true
-		var reply joinReply
-		err := n.forward(ctx, "join", a, &reply)
-		return &reply, err
+	var fwdReply joinReply
+	if handled, err := n.forwardUnlessLeader(ctx, "join", &a.Forwarded, a, &fwdReply); handled {
+		return &fwdReply, err
 	}
 	var (
 		cl       *clusterRecord
@@ -555,16 +558,8 @@ func (n *Node) handleJoin(ctx context.Context, a *joinArgs) (*joinReply, error) 
 // handleAddVoter adds a node that joined with the manager token to the
 // Raft configuration (or updates its address).
 func (n *Node) handleAddVoter(ctx context.Context, a *addVoterArgs) (*applyReply, error) {
-	if err := n.checkManager(); err != nil {
-		return nil, err
-	}
-	if !n.IsLeader() {
-		if a.Forwarded {
-			return nil, fmt.Errorf("%w: this manager is not the leader", ErrNoLeader)
-		}
-		a.Forwarded = true
-		var reply applyReply
-		err := n.forward(ctx, "addVoter", a, &reply)
+	var reply applyReply
+	if handled, err := n.forwardUnlessLeader(ctx, "addVoter", &a.Forwarded, a, &reply); handled {
 		return &reply, err
 	}
 	var node *NodeInfo
@@ -595,15 +590,8 @@ func (n *Node) addVoter(ctx context.Context, id, addr string) (uint64, error) {
 // handleLeave marks a leaving node down and, for a manager, removes it
 // from the Raft configuration (on the leader; others forward).
 func (n *Node) handleLeave(ctx context.Context, a *leaveArgs) error {
-	if err := n.checkManager(); err != nil {
+	if handled, err := n.forwardUnlessLeader(ctx, "leave", &a.Forwarded, a, nil); handled {
 		return err
-	}
-	if !n.IsLeader() {
-		if a.Forwarded {
-			return fmt.Errorf("%w: this manager is not the leader", ErrNoLeader)
-		}
-		a.Forwarded = true
-		return n.forward(ctx, "leave", a, nil)
 	}
 	var node *NodeInfo
 	n.fsm.read(func(s *state) { node = s.nodes[a.NodeID] })
@@ -634,7 +622,7 @@ func (n *Node) handleStatus(ctx context.Context, a *statusArgs) error {
 		return b.submit(ctx, a.Ops)
 	}
 	if a.Forwarded {
-		return fmt.Errorf("%w: this manager is not the leader", ErrNoLeader)
+		return errNotLeader
 	}
 	a.Forwarded = true
 	return n.forward(ctx, "status", a, nil)

@@ -483,17 +483,10 @@ func (n *Node) dispatchSecurity(ctx context.Context, method string, body []byte)
 // handleRenewCert issues a node a new certificate for its current role (on
 // the leader; other managers forward).
 func (n *Node) handleRenewCert(ctx context.Context, a *certArgs) (*securityBundle, error) {
-	if err := n.checkManager(); err != nil {
-		return nil, err
-	}
-	if !n.IsLeader() {
-		if a.Forwarded {
-			return nil, fmt.Errorf("%w: this manager is not the leader", ErrNoLeader)
-		}
-		fwd := *a
-		fwd.Forwarded = true
-		var reply securityBundle
-		if err := n.forward(ctx, "renewCert", &fwd, &reply); err != nil {
+	fwd := *a // the caller's args stay as they were
+	var reply securityBundle
+	if handled, err := n.forwardUnlessLeader(ctx, "renewCert", &fwd.Forwarded, &fwd, &reply); handled {
+		if err != nil {
 			return nil, err
 		}
 		return &reply, nil

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/raft"
 )
 
 // Every connection to a node's control port is TLS 1.3 (tls.go); its first
@@ -448,30 +447,6 @@ func (t *transport) close() {
 		c.Close()
 	}
 	t.wg.Wait()
-}
-
-// streamLayer gives Raft its connections over the shared listener.
-type streamLayer struct{ t *transport }
-
-var _ raft.StreamLayer = streamLayer{}
-
-func (s streamLayer) Accept() (net.Conn, error) {
-	select {
-	case c := <-s.t.raftConns:
-		return c, nil
-	case <-s.t.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (s streamLayer) Close() error { return nil }
-
-func (s streamLayer) Addr() net.Addr { return advertisedAddr(s.t.advertise) }
-
-func (s streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	return s.t.dial(ctx, string(address), connRaft)
 }
 
 type advertisedAddr string
