@@ -22,6 +22,9 @@ setup:
 test: setup
 	@files=$$(gofmt -l .); if [ -n "$$files" ]; then echo "gofmt needed on:"; echo "$$files"; exit 1; fi
 	go vet ./...
+	@# Both builds: the race detector's slowness hides timing bugs that the
+	@# plain build shows, and the plain build misses data races.
+	uri=$$(bash scripts/setup.sh --print-uri) && CONTAINER_HOST=$$uri go test -count=1 -timeout 30m ./...
 	uri=$$(bash scripts/setup.sh --print-uri) && CONTAINER_HOST=$$uri go test -race -count=1 -timeout 40m ./...
 
 # Quick tests: no setup, no Podman (the Podman tests skip with -short).
