@@ -218,6 +218,9 @@ func (s *fsmSnapshot) Release() {}
 // apply changes the state; it is deterministic and leaves the state
 // untouched when it returns an error.
 func (s *state) apply(c *command, index uint64) error {
+	if err := checkCommand(c); err != nil {
+		return err
+	}
 	switch c.Type {
 	case cmdClusterInit:
 		if c.Cluster == nil || c.Cluster.ID == "" {
