@@ -142,6 +142,7 @@ func (n *Node) Events(ctx context.Context, since uint64) (<-chan Event, error) {
 	out := make(chan Event, eventChanSize)
 	go func() {
 		defer n.wg.Done()
+		defer n.endGoroutine("event pump") // the stream ends, the node goes on
 		f.ev.pump(ctx, n.shutdownCh, sub, out)
 	}()
 	return out, nil
