@@ -55,7 +55,7 @@ func (o *orchestrator) reconcileService(s *state, p *plan, sched *scheduler, svc
 	})
 	if err != nil {
 		p.ops, p.cmds = p.ops[:ops], p.cmds[:cmds]
-		o.reportStuck(p, svc, msgReconcilePanic+trunc(err.Error()))
+		o.reportStuck(p, svc, msgReconcilePanic+truncN(err.Error(), 512))
 	}
 }
 

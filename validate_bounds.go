@@ -320,8 +320,9 @@ func quote(s string) string { return fmt.Sprintf("%q", s) }
 
 // trunc shortens a string quoted in an error message, so a 1 MiB input
 // does not make a 1 MiB error.
-func trunc(s string) string {
-	const n = 64
+func trunc(s string) string { return truncN(s, 64) }
+
+func truncN(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
