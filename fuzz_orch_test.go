@@ -197,7 +197,9 @@ func FuzzOrchestratorPass(f *testing.F) {
 			for sid, n := range created {
 				v := s.services[sid]
 				m := v.Spec.Mode.normalized()
-				limit := int(max(m.Replicas, m.MaxConcurrent)) + len(s.nodes)
+				// One per slot or node it wants, plus a replacement for each
+				// task it has (restarts, rolling updates).
+				limit := int(max(m.Replicas, m.MaxConcurrent)) + len(s.nodes) + len(s.tasksByService[sid])
 				if n > limit {
 					t.Fatalf("service %s (%+v): %d tasks created in one pass, more than %d", v.Spec.Name, m, n, limit)
 				}
