@@ -190,12 +190,22 @@ func (a *agent) loop() {
 			}
 			tasks = append(tasks, t)
 		}
-		a.holdFiles(reply, tasks)
-		if first {
-			a.adopt(tasks)
-			first = false
+		if err := a.n.guard("agent assignments", func() {
+			a.holdFiles(reply, tasks)
+			if first {
+				a.adopt(tasks)
+			}
+			a.assign(tasks)
+		}); err != nil {
+			first, since = true, 0 // start over from a full list, after a pause
+			select {
+			case <-a.ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+			continue
 		}
-		a.assign(tasks)
+		first = false
 		since = reply.Index
 	}
 }
@@ -556,7 +566,7 @@ func (a *agent) reportLoop() {
 			st := st
 			ops = append(ops, taskOp{Op: opStatus, ID: id, NodeID: a.nodeID, Status: &st})
 		}
-		if err := a.send(ops); err != nil {
+		if err := a.n.guardErr("agent status report", func() error { return a.send(ops) }); err != nil {
 			if a.ctx.Err() != nil {
 				return
 			}

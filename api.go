@@ -31,7 +31,8 @@ func (n *Node) CreateService(ctx context.Context, spec ServiceSpec) (Service, er
 	return n.Service(ctx, svc.ID)
 }
 
-// ScaleService sets the replica count of a replicated service.
+// ScaleService sets the replica count of a replicated service (at most
+// MaxReplicas).
 func (n *Node) ScaleService(ctx context.Context, idOrName string, replicas uint64) error {
 	for {
 		svc, err := n.Service(ctx, idOrName)

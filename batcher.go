@@ -66,7 +66,10 @@ func (b *statusBatcher) run(ctx context.Context) {
 		for _, r := range batch {
 			all = append(all, r.ops...)
 		}
-		_, err := b.n.applyLocal(ctx, &command{Type: cmdTasks, Ops: all})
+		err := b.n.guardErr("status batcher", func() error {
+			_, err := b.n.applyLocal(ctx, &command{Type: cmdTasks, Ops: all})
+			return err
+		})
 		for _, r := range batch {
 			r.done <- err
 		}

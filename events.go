@@ -102,6 +102,8 @@ const eventChanSize = 64
 // older than this manager's buffer (the last 10,000 events, and nothing
 // from before the manager's last restart or snapshot restore) fails with
 // an error wrapping ErrEventsTruncated: re-list, then subscribe with 0.
+// An index beyond the last one the swarm has applied fails with
+// ErrInvalidSpec.
 //
 // The channel is closed when ctx ends or the node shuts down. Applying
 // changes never waits for a subscriber: one that falls more than the
@@ -118,6 +120,13 @@ func (n *Node) Events(ctx context.Context, since uint64) (<-chan Event, error) {
 		n.syncRead(ctx)
 	}
 	f := n.fsm
+	if since > f.appliedIndex() {
+		// Perhaps only this manager lags; else the index was never written.
+		n.syncRead(ctx)
+		if cur := f.appliedIndex(); since > cur {
+			return nil, invalidf("since %d is beyond the last applied index %d", since, cur)
+		}
+	}
 	sub, err := f.subscribe(since)
 	if err != nil {
 		return nil, err
@@ -133,6 +142,7 @@ func (n *Node) Events(ctx context.Context, since uint64) (<-chan Event, error) {
 	out := make(chan Event, eventChanSize)
 	go func() {
 		defer n.wg.Done()
+		defer n.endGoroutine("event pump") // the stream ends, the node goes on
 		f.ev.pump(ctx, n.shutdownCh, sub, out)
 	}()
 	return out, nil

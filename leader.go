@@ -114,14 +114,16 @@ func (n *Node) livenessLoop(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
-		n.reconcileLiveness(ctx)
+		n.guard("liveness", func() { n.reconcileLiveness(ctx) })
 		select {
 		case <-ctx.Done():
 			return
 		case <-n.memberEvents:
 		case <-tick.C:
-			n.reconnectDown(ctx)
-			n.reconcileManagers(ctx)
+			n.guard("liveness", func() {
+				n.reconnectDown(ctx)
+				n.reconcileManagers(ctx)
+			})
 		}
 	}
 }

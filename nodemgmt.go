@@ -87,10 +87,8 @@ func (u *NodeUpdate) validate() error {
 	default:
 		return invalidf("availability %q (want active, pause or drain)", u.Availability)
 	}
-	for k := range u.Labels {
-		if k == "" {
-			return invalidf("node label with an empty key")
-		}
+	if err := validateLabels("node labels", u.Labels); err != nil {
+		return err
 	}
 	if u.Role != "" {
 		return u.Role.valid()

@@ -20,6 +20,10 @@ type orchestrator struct {
 	// for new tasks to run.
 	watchMu sync.Mutex
 	watch   map[string]bool
+
+	// checked caches the validation of stored specs (orch_guard.go); only
+	// the pass goroutine uses it.
+	checked map[string]specCheck
 }
 
 // maxOpsPerEntry bounds one log entry; a pass that changes more tasks
@@ -85,7 +89,10 @@ func (o *orchestrator) run(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		next := o.pass(ctx)
+		var next time.Time
+		if err := o.n.guard("orchestrator pass", func() { next = o.pass(ctx) }); err != nil {
+			next = time.Now().Add(time.Second)
+		}
 		if ctx.Err() != nil {
 			return
 		}
@@ -195,17 +202,7 @@ func (o *orchestrator) reconcile(s *state, p *plan) {
 	}
 	sort.Strings(ids)
 	for _, id := range ids {
-		sp := o.newSvcPass(s, p, sched, s.services[id], nodes)
-		switch sp.svc.Spec.Mode.normalized().Kind {
-		case ModeGlobal:
-			sp.reconcileGlobal()
-		case ModeReplicatedJob:
-			sp.reconcileReplicatedJob()
-		case ModeGlobalJob:
-			sp.reconcileGlobalJob()
-		default:
-			sp.reconcileReplicated()
-		}
+		o.reconcileService(s, p, sched, s.services[id], nodes)
 	}
 	// Tasks of removed services go away.
 	for sid, tasks := range s.tasksByService {

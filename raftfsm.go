@@ -166,7 +166,11 @@ func (f *fsm) Apply(l *raft.Log) interface{} {
 	f.mu.Lock()
 	f.st.index = l.Index
 	if err == nil {
-		err = f.st.apply(c, l.Index)
+		// A bug must not stop the node, nor every replica that replays
+		// the entry: it is refused like an invalid command.
+		if perr := catchPanic(nil, "apply "+string(c.Type), func() { err = f.st.apply(c, l.Index) }); perr != nil {
+			err = perr
+		}
 	}
 	if err == nil {
 		f.recordEvents(c, l.Index)
@@ -191,12 +195,16 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 // Restore implements raft.FSM.
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	var d snapshotData
-	if err := json.NewDecoder(rc).Decode(&d); err != nil {
+	d, err := readSnapshot(rc)
+	if err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
+	var st *state
+	if perr := catchPanic(nil, "restore snapshot", func() { st = stateFrom(d) }); perr != nil {
+		return perr
+	}
 	f.mu.Lock()
-	f.st = stateFrom(&d)
+	f.st = st
 	close(f.changed)
 	f.changed = make(chan struct{})
 	f.mu.Unlock()
@@ -206,7 +214,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 type fsmSnapshot struct{ data *snapshotData }
 
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
-	if err := json.NewEncoder(sink).Encode(s.data); err != nil {
+	if err := writeSnapshot(sink, s.data); err != nil {
 		sink.Cancel()
 		return err
 	}
@@ -218,6 +226,9 @@ func (s *fsmSnapshot) Release() {}
 // apply changes the state; it is deterministic and leaves the state
 // untouched when it returns an error.
 func (s *state) apply(c *command, index uint64) error {
+	if err := checkCommand(c); err != nil {
+		return err
+	}
 	switch c.Type {
 	case cmdClusterInit:
 		if c.Cluster == nil || c.Cluster.ID == "" {

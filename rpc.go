@@ -42,9 +42,15 @@ func (s *rpcServer) Call(req []byte, resp *[]byte) error {
 	if !ok {
 		env.setErr(invalidf("malformed request"))
 	} else {
-		out, err := n.authorizeRPC(s.peer, string(method), body)
-		if err == nil && out == nil {
-			out, err = n.dispatch(n.baseCtx, string(method), body)
+		var out any
+		var err error
+		if perr := n.guard("rpc "+trunc(string(method)), func() {
+			out, err = n.authorizeRPC(s.peer, string(method), body)
+			if err == nil && out == nil {
+				out, err = n.dispatch(n.baseCtx, string(method), body)
+			}
+		}); perr != nil {
+			err = perr
 		}
 		if err != nil {
 			env.setErr(err)

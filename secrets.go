@@ -158,12 +158,7 @@ func validateObject(kind, name string, labels map[string]string, data []byte, li
 	case len(data) > limit:
 		return invalidf("%s %q: data is %d bytes, more than the limit of %d KiB", kind, name, len(data), limit>>10)
 	}
-	for k := range labels {
-		if k == "" {
-			return invalidf("%s %q: empty label key", kind, name)
-		}
-	}
-	return nil
+	return validateLabels(kind+" "+quote(name)+": labels", labels)
 }
 
 // --- the replicated state ---

@@ -242,6 +242,10 @@ const (
 )
 
 // UpdateStatus is the progress of a service's last update or rollback.
+// When the orchestrator cannot work on a service (its stored spec breaks
+// the limits of limits.go, or reconciling it hit a bug), it leaves the
+// service's tasks as they are and says so here: State paused and a
+// Message starting with "orchestrator: ".
 type UpdateStatus struct {
 	State       UpdateState
 	StartedAt   time.Time

@@ -225,12 +225,12 @@ func (c Config) Validate() error {
 	if w.GossipProbeTimeout > w.GossipProbeInterval {
 		return invalidf("Config.GossipProbeTimeout (%v) exceeds GossipProbeInterval (%v)", w.GossipProbeTimeout, w.GossipProbeInterval)
 	}
-	for k := range c.Labels {
-		if k == "" {
-			return invalidf("Config.Labels has an empty key")
+	if c.Hostname != "" {
+		if err := validateHostname(c.Hostname); err != nil {
+			return fmt.Errorf("Config.Hostname: %w", err)
 		}
 	}
-	return nil
+	return validateLabels("Config.Labels", c.Labels)
 }
 
 // Info is a summary of the swarm as one node sees it.

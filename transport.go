@@ -124,6 +124,12 @@ func (t *transport) acceptLoop() {
 
 func (t *transport) handle(c net.Conn) {
 	defer t.wg.Done()
+	defer func() {
+		if r := recover(); r != nil {
+			panicked(t.log, "connection handler", r)
+			c.Close()
+		}
+	}()
 	// A client that is not a node of this swarm (no TLS, a certificate of
 	// another CA, an expired one) gets nothing: the handshake fails and
 	// the connection closes.

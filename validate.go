@@ -13,12 +13,15 @@ func validateSpec(spec *ServiceSpec) error {
 	switch {
 	case spec.Name == "":
 		return invalidf("service name is empty")
-	case len(spec.Name) > 63:
-		return invalidf("service name %q is longer than 63 characters", spec.Name)
+	case len(spec.Name) > MaxServiceNameLength:
+		return invalidf("service name %q is longer than %d characters", trunc(spec.Name), MaxServiceNameLength)
 	case !serviceNameRE.MatchString(spec.Name):
 		return invalidf("service name %q: only [a-zA-Z0-9][a-zA-Z0-9_.-] allowed", spec.Name)
 	case strings.TrimSpace(spec.Image) == "":
 		return invalidf("service %q: image is empty", spec.Name)
+	}
+	if err := validateBounds(spec); err != nil {
+		return err
 	}
 	switch spec.Mode.Kind {
 	case "", ModeReplicated, ModeGlobal, ModeReplicatedJob, ModeGlobalJob:
