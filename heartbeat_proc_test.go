@@ -17,36 +17,19 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-var (
-	swarmdOnce sync.Once
-	swarmdPath string
-	swarmdErr  error
-)
-
-// buildSwarmd builds cmd/swarmd once per test binary; it skips tb when
-// the binary cannot be built.
+// buildSwarmd builds cmd/swarmd into a directory removed after tb; it
+// skips tb when the binary cannot be built.
 func buildSwarmd(tb testing.TB) string {
 	tb.Helper()
-	swarmdOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "swarmd-bin-")
-		if err != nil {
-			swarmdErr = err
-			return
-		}
-		gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-		if _, err := os.Stat(gobin); err != nil {
-			gobin = "go"
-		}
-		swarmdPath = filepath.Join(dir, "swarmd")
-		out, err := exec.Command(gobin, "build", "-o", swarmdPath, "./cmd/swarmd").CombinedOutput()
-		if err != nil {
-			swarmdErr = fmt.Errorf("%v: %s", err, out)
-		}
-	})
-	if swarmdErr != nil {
-		tb.Skipf("cannot build cmd/swarmd, skipping the process test: %v", swarmdErr)
+	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(gobin); err != nil {
+		gobin = "go"
 	}
-	return swarmdPath
+	bin := filepath.Join(tb.TempDir(), "swarmd")
+	if out, err := exec.Command(gobin, "build", "-o", bin, "./cmd/swarmd").CombinedOutput(); err != nil {
+		tb.Skipf("cannot build cmd/swarmd, skipping the process test: %v: %s", err, out)
+	}
+	return bin
 }
 
 // syncBuffer is an io.Writer safe for a process's stdout and stderr.
