@@ -99,6 +99,8 @@ func (a *agent) stopAll(ctx context.Context) {
 
 // fetch gets the node's tasks, waiting for a change after since.
 func (a *agent) fetch(since uint64, first bool) (*assignReply, error) {
+	a.n.hangPoint()
+	defer a.n.hangPoint() // a reply that comes in while hung waits too
 	args := &assignArgs{NodeID: a.nodeID, Since: since, First: first, Wait: 10 * time.Second,
 		Role: a.roleSeen, NodeVersion: a.roleVer}
 	if a.n.raftNode() != nil {
@@ -595,6 +597,7 @@ func (a *agent) reportLoop() {
 }
 
 func (a *agent) send(ops []taskOp) error {
+	a.n.hangPoint()
 	ctx, cancel := context.WithTimeout(a.ctx, a.n.cfg.RPCTimeout)
 	defer cancel()
 	args := &statusArgs{NodeID: a.nodeID, Ops: ops}

@@ -98,7 +98,7 @@ type authArgs struct {
 func (n *Node) authorizeRPC(p *peerInfo, method string, body []byte) (reply any, err error) {
 	var a authArgs
 	switch method {
-	case "join", "assignments", "status", "leave", "renewCert", "secState", "dataKey", "nodeMgmt":
+	case "join", "assignments", "status", "leave", "renewCert", "secState", "dataKey", "nodeMgmt", "heartbeat":
 		// The rules below read the request; the others (the big ones:
 		// apply) need only the peer.
 		if len(body) > 0 {
@@ -135,7 +135,7 @@ func (n *Node) authorizeRPC(p *peerInfo, method string, body []byte) (reply any,
 		return nil, nil // the token decides (handleJoin)
 	case "assignments":
 		return nil, self(a.NodeID)
-	case "status", "leave", "renewCert", "secState":
+	case "status", "leave", "renewCert", "secState", "heartbeat":
 		if a.Forwarded {
 			return nil, n.requireManagerPeer(p)
 		}

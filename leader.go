@@ -88,7 +88,7 @@ func (n *Node) lead(ctx context.Context) {
 	o := newOrchestrator(n)
 	b := newStatusBatcher(n)
 	n.leaderMu.Lock()
-	n.orch, n.batcher = o, b
+	n.orch, n.batcher, n.hb = o, b, newHeartbeats(n.cfg)
 	n.leaderMu.Unlock()
 	done := make(chan struct{}, 2)
 	go func() {
@@ -103,22 +103,27 @@ func (n *Node) lead(ctx context.Context) {
 	<-done
 	<-done
 	n.leaderMu.Lock()
-	n.orch, n.batcher = nil, nil
+	n.orch, n.batcher, n.hb = nil, nil, nil
 	n.leaderMu.Unlock()
 	b.failPending(fmt.Errorf("%w: leadership lost", ErrNoLeader))
 }
 
-// livenessLoop turns gossip into node states: a node gossip declares dead
-// goes down (its tasks are then replaced), one that comes back is ready.
+// livenessLoop turns gossip and session heartbeats into node states: a
+// node that gossip declares dead or whose heartbeat is overdue, and that
+// does not answer a ping, goes down (its tasks are then replaced); one
+// that comes back is ready.
 func (n *Node) livenessLoop(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	hbTick := time.NewTicker(n.cfg.NodeHeartbeatPeriod)
+	defer hbTick.Stop()
 	for {
 		n.guard("liveness", func() { n.reconcileLiveness(ctx) })
 		select {
 		case <-ctx.Done():
 			return
 		case <-n.memberEvents:
+		case <-hbTick.C:
 		case <-tick.C:
 			n.guard("liveness", func() {
 				n.reconnectDown(ctx)
@@ -159,6 +164,10 @@ func (n *Node) reconnectDown(ctx context.Context) {
 
 func (n *Node) reconcileLiveness(ctx context.Context) {
 	alive := n.aliveMembers()
+	hb := n.heartbeatsRef()
+	if hb == nil {
+		return
+	}
 	self := n.ID()
 	type change struct {
 		id, addr string
@@ -166,23 +175,29 @@ func (n *Node) reconcileLiveness(ctx context.Context) {
 		msg      string
 	}
 	var changes []change
+	now := time.Now()
+	keep := map[string]bool{}
 	n.fsm.read(func(s *state) {
 		for id, node := range s.nodes {
+			keep[id] = true
+			hb.observe(id, node.State, now)
 			switch {
 			case id == self:
 				if node.State != NodeReady {
 					changes = append(changes, change{id, node.Addr, NodeReady, ""})
 				}
-			case node.State == NodeReady && !alive[id]:
+			case node.State == NodeReady && hb.suspect(id, alive[id], now):
 				changes = append(changes, change{id, node.Addr, NodeDown, "heartbeat failure"})
-			case node.State == NodeDown && alive[id] && node.Message != msgNodeLeft:
+			case node.State == NodeDown && alive[id] && node.Message != msgNodeLeft && hb.back(id):
 				changes = append(changes, change{id, node.Addr, NodeReady, ""})
 			}
 		}
 	})
+	hb.forget(keep)
 	// Gossip can call a node dead that is only slow (a loaded host misses
-	// probe deadlines). Confirm on the control port: a crashed node's
-	// kernel refuses the connection at once; a live one accepts it.
+	// probe deadlines), and a heartbeat can be late. Confirm with a ping
+	// that the node's process must answer: a TCP connect is not enough, a
+	// stopped process's kernel completes it.
 	confirmed := make([]bool, len(changes))
 	var wg sync.WaitGroup
 	for i, c := range changes {
@@ -193,13 +208,13 @@ func (n *Node) reconcileLiveness(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			confirmed[i] = !n.reachable(ctx, c.addr)
+			confirmed[i] = !n.ping(ctx, c.id, c.addr)
 		}()
 	}
 	wg.Wait()
 	for i, c := range changes {
 		if !confirmed[i] {
-			n.log.Debug("gossip reports a node dead but its control port answers", "node", c.id)
+			n.log.Debug("node suspected down answers its ping", "node", c.id)
 			continue
 		}
 		if _, err := n.applyLocal(ctx, &command{Type: cmdNodeState, ID: c.id, NodeState: c.state, Message: c.msg}); err != nil {
@@ -208,22 +223,6 @@ func (n *Node) reconcileLiveness(ctx context.Context) {
 		}
 		n.log.Info("node state", "node", c.id, "state", c.state, "message", c.msg)
 	}
-}
-
-// reachable reports whether addr accepts a TCP connection within the
-// gossip probe interval.
-func (n *Node) reachable(ctx context.Context, addr string) bool {
-	if addr == "" {
-		return false
-	}
-	ctx, cancel := context.WithTimeout(ctx, max(n.cfg.GossipProbeInterval, 200*time.Millisecond))
-	defer cancel()
-	c, err := n.tr.dialer().DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return false
-	}
-	c.Close()
-	return true
 }
 
 const msgNodeLeft = "node left the swarm"

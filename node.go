@@ -59,6 +59,7 @@ type Node struct {
 	leaderDone   chan struct{}
 	orch         *orchestrator
 	batcher      *statusBatcher
+	hb           *heartbeats
 
 	// Role changes at runtime (noderole.go): roleWake wakes roleLoop, the
 	// one goroutine that starts or stops Raft after Init/Join; raftStop
@@ -209,6 +210,7 @@ func (n *Node) init() error {
 	}
 	n.startAgent()
 	n.startRoleLoop()
+	n.startHeartbeat()
 	n.startSecurity()
 	n.log.Info("swarm initialised", "node", n.id, "cluster", n.clusterID, "addr", n.addr)
 	return nil
@@ -285,6 +287,7 @@ func (n *Node) join(addr string) error {
 	}
 	n.startAgent()
 	n.startRoleLoop()
+	n.startHeartbeat()
 	n.startSecurity()
 	n.log.Info("joined swarm", "node", n.id, "cluster", n.clusterID, "role", n.role, "addr", n.addr)
 	return nil
@@ -361,6 +364,7 @@ func (n *Node) resume(ident *identity, addr string) error {
 	}
 	n.startAgent()
 	n.startRoleLoop()
+	n.startHeartbeat()
 	n.startSecurity()
 	n.log.Info("resumed swarm membership", "node", n.id, "cluster", n.clusterID, "role", n.role, "addr", n.addr)
 	return nil

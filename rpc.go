@@ -94,6 +94,7 @@ func noReply[A any](h func(*A) error) func(*A) (any, error) {
 }
 
 func (n *Node) dispatch(ctx context.Context, method string, body []byte) (any, error) {
+	n.hangPoint()
 	switch method {
 	case "join":
 		return serveArgs(body, func(a *joinArgs) (*joinReply, error) { return n.handleJoin(ctx, a) })
@@ -122,6 +123,8 @@ func (n *Node) dispatch(ctx context.Context, method string, body []byte) (any, e
 		return serveArgs(body, func(a *dataKeyArgs) (any, error) { return n.handleDataKey(ctx, a) })
 	case "nodeMgmt":
 		return serveArgs(body, func(a *nodeMgmtArgs) (*nodeMgmtReply, error) { return n.handleNodeMgmt(ctx, a) })
+	case "heartbeat", "ping":
+		return n.dispatchHeartbeat(ctx, method, body)
 	}
 	return n.dispatchSecurity(ctx, method, body)
 }

@@ -64,6 +64,20 @@ type Config struct {
 	// before it is declared dead. Default 2.
 	GossipSuspicionMult int
 
+	// NodeHeartbeatPeriod is how often every node sends the leader its
+	// session heartbeat (through any manager, which forwards). Default
+	// 500 ms; DefaultLocalConfig 250 ms.
+	NodeHeartbeatPeriod time.Duration
+	// NodeHeartbeatTimeout is the heartbeat deadline: the leader probes a
+	// node whose last heartbeat is older (a ping RPC its process must
+	// answer within half of NodeHeartbeatTimeout) and marks it down, its
+	// tasks then replaced, if the ping goes unanswered. This catches a
+	// node whose kernel still completes handshakes but whose process is
+	// stopped or hung. A new leader gives every node this much grace.
+	// Default 2 s (a SIGSTOPped node is down within about 3 s);
+	// DefaultLocalConfig 1.5 s. Must exceed NodeHeartbeatPeriod.
+	NodeHeartbeatTimeout time.Duration
+
 	// RestartDelay is the restart delay of services whose RestartPolicy has
 	// none: the wait between a task's end and its replacement. Default 5 s
 	// (Swarm's); DefaultLocalConfig uses 100 ms.
@@ -124,6 +138,9 @@ func DefaultConfig() Config {
 		TaskHistoryLimit:    5,
 		RPCTimeout:          10 * time.Second,
 		StatusBatchInterval: 10 * time.Millisecond,
+
+		NodeHeartbeatPeriod:  500 * time.Millisecond,
+		NodeHeartbeatTimeout: 2 * time.Second,
 	}
 }
 
@@ -137,6 +154,8 @@ func DefaultLocalConfig() Config {
 	c.ListenAddr = "127.0.0.1:0"
 	c.RestartDelay = 100 * time.Millisecond
 	c.RPCTimeout = 5 * time.Second
+	c.NodeHeartbeatPeriod = 250 * time.Millisecond
+	c.NodeHeartbeatTimeout = 1500 * time.Millisecond
 	return c
 }
 
@@ -162,6 +181,8 @@ func (c Config) withDefaults() Config {
 	setDur(&c.GossipProbeInterval, d.GossipProbeInterval)
 	setDur(&c.GossipProbeTimeout, d.GossipProbeTimeout)
 	setDur(&c.GossipInterval, d.GossipInterval)
+	setDur(&c.NodeHeartbeatPeriod, d.NodeHeartbeatPeriod)
+	setDur(&c.NodeHeartbeatTimeout, d.NodeHeartbeatTimeout)
 	setDur(&c.RestartDelay, d.RestartDelay)
 	setDur(&c.RPCTimeout, d.RPCTimeout)
 	setDur(&c.StatusBatchInterval, d.StatusBatchInterval)
@@ -204,6 +225,7 @@ func (c Config) Validate() error {
 		{"GossipProbeTimeout", c.GossipProbeTimeout}, {"GossipInterval", c.GossipInterval},
 		{"RestartDelay", c.RestartDelay}, {"RPCTimeout", c.RPCTimeout},
 		{"StatusBatchInterval", c.StatusBatchInterval}, {"CertExpiry", c.CertExpiry},
+		{"NodeHeartbeatPeriod", c.NodeHeartbeatPeriod}, {"NodeHeartbeatTimeout", c.NodeHeartbeatTimeout},
 	} {
 		if d.v < 0 {
 			return invalidf("Config.%s is negative (%v)", d.name, d.v)
@@ -221,6 +243,9 @@ func (c Config) Validate() error {
 	w := c.withDefaults()
 	if w.LeaderLeaseTimeout > w.HeartbeatTimeout {
 		return invalidf("Config.LeaderLeaseTimeout (%v) exceeds HeartbeatTimeout (%v)", w.LeaderLeaseTimeout, w.HeartbeatTimeout)
+	}
+	if err := validateHeartbeat(w); err != nil {
+		return err
 	}
 	if w.GossipProbeTimeout > w.GossipProbeInterval {
 		return invalidf("Config.GossipProbeTimeout (%v) exceeds GossipProbeInterval (%v)", w.GossipProbeTimeout, w.GossipProbeInterval)
