@@ -382,6 +382,7 @@ func (sp *svcPass) roll(outdated []outdatedSlot, inflight int, lastDone time.Tim
 	}
 	for i := 0; i < allowed && i < len(outdated); i++ {
 		o := outdated[i]
+		sp.p.watch[sp.svc.ID] = true // the next step waits on the new task's progress
 		if sp.upd.Order == UpdateStartFirst && o.live.Status.State == TaskRunning {
 			replace(o, TaskRunning) // the old task stops once the new one runs
 			continue
@@ -534,6 +535,10 @@ func (sp *svcPass) rebalance(results []slotResult) {
 		nt.NodeID = dst[0]
 		nt.Status = TaskStatus{State: TaskAssigned, Message: "rebalanced from node " + src}
 		sp.p.create(nt)
+		// Watch the service: the old task stops when the new one reports
+		// running, a report that wakes the orchestrator only for watched
+		// services.
+		sp.p.watch[svc.ID] = true
 		bySource[src] = tasks[1:]
 		counts[src]--
 		counts[dst[0]]++
