@@ -187,14 +187,18 @@ func (o *orchestrator) pass(ctx context.Context) time.Time {
 
 // reconcile computes the pass's changes from a consistent view.
 func (o *orchestrator) reconcile(s *state, p *plan) {
-	var occupying []*Task
+	var occupying, failed []*Task
 	nodes := nodeList(s)
 	for _, t := range s.tasks {
 		if t.NodeID != "" && t.Status.State.Rank() >= TaskAssigned.Rank() && !t.Status.State.Terminal() && t.DesiredState.Rank() <= TaskRunning.Rank() {
 			occupying = append(occupying, t)
 		}
+		if t.Status.State == TaskFailed || t.Status.State == TaskRejected {
+			failed = append(failed, t)
+		}
 	}
 	sched := newScheduler(nodes, occupying)
+	sched.noteFailures(p.now, failed)
 
 	ids := make([]string, 0, len(s.services))
 	for id := range s.services {

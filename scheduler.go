@@ -57,6 +57,12 @@ type scheduler struct {
 
 	heap []int32 // scratch for place, reused across calls
 
+	// failures holds, per service, its recent failed tasks per node (see
+	// noteFailures); placing is the entry of the service place is placing,
+	// which the ranking reads.
+	failures map[string][]int32
+	placing  []int32
+
 	// One-entry cache of the last parsed constraints: a global service asks
 	// eligible/placeOn once per node with the same expressions.
 	lastExprs []string
@@ -132,6 +138,8 @@ func (s *scheduler) place(serviceID string, spec *ServiceSpec, n int) ([]string,
 	}
 	req := newPlacementRequest(spec)
 	svc := s.serviceCounts(serviceID)
+	s.placing = s.recentFailures(serviceID)
+	defer func() { s.placing = nil }()
 
 	var fails failCounts
 	h := s.heap[:0]
@@ -547,9 +555,14 @@ func addSaturating(a, b int64) int64 {
 	return a + b
 }
 
-// less is the ranking: fewer tasks of the service, then fewer tasks in total,
-// then the lower node ID (nodes are sorted by ID, so the lower index).
+// less is the ranking: a node that failed many recent tasks of the service
+// last (see noteFailures), then fewer tasks of the service, then fewer
+// tasks in total, then the lower node ID (nodes are sorted by ID, so the
+// lower index).
 func (s *scheduler) less(a, b int32, svc []int32) bool {
+	if c := s.failureOrder(a, b); c != 0 {
+		return c < 0
+	}
 	if svc[a] != svc[b] {
 		return svc[a] < svc[b]
 	}

@@ -224,7 +224,9 @@ type UpdateConfig struct {
 	// MaxFailureRatio is the fraction of tasks that may fail during the
 	// update before FailureAction is taken (0: none may).
 	MaxFailureRatio float64
-	// Order is stop-first ("") or start-first.
+	// Order is stop-first ("") or start-first. Start-first stops an old
+	// task only once its replacement runs; a replacement that fails first
+	// is retried after the restart delay while the old task keeps running.
 	Order UpdateOrder
 }
 
@@ -371,7 +373,10 @@ type ServiceSpec struct {
 	RollbackConfig *UpdateConfig
 	// Rebalance, when true, moves tasks to even out the spread when nodes
 	// join or become active (Swarm never does, moby#24103); nil takes the
-	// leader's Config.Rebalance.
+	// leader's Config.Rebalance. Moves are start-first: the old task stops
+	// once the new one runs, so the running count never drops below the
+	// replicas; after a failed move the next waits the restart delay, and
+	// a node that keeps failing the service's tasks is no target.
 	Rebalance *bool
 	// Secrets are the secrets the tasks' containers get as read-only files
 	// (at /run/secrets/<target> by default). Only the nodes that run a

@@ -173,6 +173,10 @@ type slotResult struct {
 	// doneAt is when live, a task of the running update, finished its
 	// monitor period (zero if it has not).
 	doneAt time.Time
+	// abandoned is the newest task of the slot made after live that ended
+	// or was stopped without taking over (a start-first replacement that
+	// failed); nil if none.
+	abandoned *Task
 }
 
 // reconcileSlot handles one slot's tasks: stranded tasks are replaced at
@@ -211,10 +215,19 @@ func (sp *svcPass) reconcileSlot(tasks []*Task) (r slotResult) {
 		return r
 	}
 	t, older := live[0], live[1:]
+	for _, h := range hist {
+		if h.CreatedAt.After(t.CreatedAt) {
+			r.abandoned = h // hist is newest first
+			break
+		}
+	}
+	t, older = sp.dropFailedReplacements(t, older, &r)
 	if len(older) > 0 {
 		// A start-first replacement (update or rebalance move) is under
-		// way: the old task stops once the new one runs.
-		if t.Status.State == TaskRunning || t.Status.State.Terminal() {
+		// way: the old task stops only once the new one runs (and is
+		// healthy: agents report running after the healthcheck passes),
+		// so the slot never goes without a running task.
+		if t.Status.State == TaskRunning {
 			for _, x := range older {
 				p.desired(x, TaskShutdown)
 			}
@@ -357,12 +370,14 @@ type outdatedSlot struct {
 	slot uint64 // replica slot, or 0
 	node string // node of a global service's slot
 	live *Task
+	// abandoned is the slot's last replacement that did not take over.
+	abandoned *Task
 }
 
 // roll replaces outdated tasks, at most Parallelism in flight at once and
 // Delay after the last one finished its monitor period; replace creates
 // the new task of a slot.
-func (sp *svcPass) roll(outdated []outdatedSlot, inflight int, lastDone time.Time, replace func(o outdatedSlot, desired TaskState)) {
+func (sp *svcPass) roll(outdated []outdatedSlot, inflight int, lastDone time.Time, replace func(o outdatedSlot, desired TaskState, attempt uint64)) {
 	if len(outdated) == 0 || sp.paused {
 		return
 	}
@@ -382,8 +397,10 @@ func (sp *svcPass) roll(outdated []outdatedSlot, inflight int, lastDone time.Tim
 	}
 	for i := 0; i < allowed && i < len(outdated); i++ {
 		o := outdated[i]
+		sp.p.watch[sp.svc.ID] = true // the next step waits on the new task's progress
 		if sp.upd.Order == UpdateStartFirst && o.live.Status.State == TaskRunning {
-			replace(o, TaskRunning) // the old task stops once the new one runs
+			desired, attempt := sp.retryOf(o)
+			replace(o, desired, attempt) // the old task stops once the new one runs
 			continue
 		}
 		desired := TaskRunning
@@ -391,7 +408,7 @@ func (sp *svcPass) roll(outdated []outdatedSlot, inflight int, lastDone time.Tim
 			desired = TaskReady // starts once the old one has stopped
 		}
 		sp.p.desired(o.live, TaskShutdown)
-		replace(o, desired)
+		replace(o, desired, 0)
 	}
 }
 
@@ -430,7 +447,7 @@ func (sp *svcPass) reconcileReplicated() {
 			created = append(created, sp.newTask(slot, r.newDesired, r.attempt))
 		}
 		if r.outdated {
-			outdated = append(outdated, outdatedSlot{slot: slot, live: r.live})
+			outdated = append(outdated, outdatedSlot{slot: slot, live: r.live, abandoned: r.abandoned})
 		}
 		if r.inflight {
 			inflight++
@@ -459,8 +476,8 @@ func (sp *svcPass) reconcileReplicated() {
 	}
 	stop := sp.checkFailures(int(replicas))
 	if !stop {
-		sp.roll(outdated, inflight, lastDone, func(o outdatedSlot, desired TaskState) {
-			created = append(created, sp.newTask(o.slot, desired, 0))
+		sp.roll(outdated, inflight, lastDone, func(o outdatedSlot, desired TaskState, attempt uint64) {
+			created = append(created, sp.newTask(o.slot, desired, attempt))
 			inflight++
 		})
 		sp.finishUpdate(len(outdated), inflight)
@@ -485,11 +502,16 @@ func (sp *svcPass) rebalance(results []slotResult) {
 	}
 	counts := map[string]int{}
 	for _, nd := range sp.nodes {
-		if sp.sched.eligible(nd.ID, &svc.Spec) {
+		// A node that keeps failing the service's tasks is no target (and
+		// its tasks are not counted against the spread).
+		if sp.sched.eligible(nd.ID, &svc.Spec) && !sp.sched.failing(nd.ID, svc.ID) {
 			counts[nd.ID] = 0
 		}
 	}
 	if len(counts) < 2 {
+		return
+	}
+	if sp.moveBackoff(results) {
 		return
 	}
 	var bySource = map[string][]*Task{}
@@ -530,10 +552,19 @@ func (sp *svcPass) rebalance(results []slotResult) {
 		if len(dst) == 0 || dst[0] == "" || dst[0] == src {
 			return
 		}
+		if c, ok := counts[dst[0]]; !ok || c+1 >= hi {
+			// Not a node the spread wants more on (failing, or as loaded
+			// as the source but for one): moving would only churn.
+			return
+		}
 		nt := sp.newTask(t.Slot, TaskRunning, 0)
 		nt.NodeID = dst[0]
 		nt.Status = TaskStatus{State: TaskAssigned, Message: "rebalanced from node " + src}
 		sp.p.create(nt)
+		// Watch the service: the old task stops when the new one reports
+		// running, a report that wakes the orchestrator only for watched
+		// services.
+		sp.p.watch[svc.ID] = true
 		bySource[src] = tasks[1:]
 		counts[src]--
 		counts[dst[0]]++
@@ -575,7 +606,7 @@ func (sp *svcPass) reconcileGlobal() {
 			create(nd.ID, r.newDesired, r.attempt)
 		}
 		if r.outdated {
-			outdated = append(outdated, outdatedSlot{node: nd.ID, live: r.live})
+			outdated = append(outdated, outdatedSlot{node: nd.ID, live: r.live, abandoned: r.abandoned})
 		}
 		if r.inflight {
 			inflight++
@@ -603,8 +634,8 @@ func (sp *svcPass) reconcileGlobal() {
 		}
 	}
 	if !sp.checkFailures(eligible) {
-		sp.roll(outdated, inflight, lastDone, func(o outdatedSlot, desired TaskState) {
-			create(o.node, desired, 0)
+		sp.roll(outdated, inflight, lastDone, func(o outdatedSlot, desired TaskState, attempt uint64) {
+			create(o.node, desired, attempt)
 			inflight++
 		})
 		sp.finishUpdate(len(outdated), inflight)

@@ -13,7 +13,8 @@ import (
 )
 
 // sampler polls f in the background and keeps the smallest and largest
-// values it saw, until stop is called.
+// values it saw, until stop is called; a negative value (f could not
+// count) is no sample.
 type sampler struct {
 	min, max atomic.Int64
 	stop     func()
@@ -29,6 +30,9 @@ func sample(f func() int) *sampler {
 		defer wg.Done()
 		for ctx.Err() == nil {
 			v := int64(f())
+			if v < 0 {
+				continue
+			}
 			if v < s.min.Load() {
 				s.min.Store(v)
 			}
@@ -40,6 +44,23 @@ func sample(f func() int) *sampler {
 	}()
 	s.stop = func() { cancel(); wg.Wait() }
 	return s
+}
+
+// runningCount counts the service's tasks that want to run and do, or
+// returns -1 if the node cannot tell; unlike running it may be called from
+// any goroutine.
+func runningCount(n *swarm.Node, svc string) int {
+	tasks, err := n.Tasks(context.Background(), swarm.TaskFilter{Service: svc, DesiredState: swarm.TaskRunning})
+	if err != nil {
+		return -1
+	}
+	k := 0
+	for _, tk := range tasks {
+		if tk.Status.State == swarm.TaskRunning {
+			k++
+		}
+	}
+	return k
 }
 
 func ms(d time.Duration) *time.Duration { return &d }
@@ -246,7 +267,8 @@ func TestRebalanceAfterJoin(t *testing.T) {
 		UpdateConfig: upd, Rebalance: &on})
 	require.NoError(t, err)
 	require.NoError(t, leader.WaitConverged(ctx, "web"))
-	s := sample(func() int { return total(running(t, leader, "web")) })
+	s := sample(func() int { return runningCount(leader, "web") })
+	t.Cleanup(s.stop) // also when the test fails before it stops the sampler
 	c.AddNode(swarm.RoleWorker)
 	c.AddNode(swarm.RoleWorker)
 	require.Eventually(t, func() bool {
