@@ -633,6 +633,7 @@ func (n *Node) selfInfo(ctx context.Context, role Role) *NodeInfo {
 		Platform: Platform{OS: runtime.GOOS, Arch: runtime.GOARCH},
 	}
 	info.GossipAddr = n.gossipAddr()
+	info.NoRuntime = n.cfg.Runtime == nil
 	if n.cfg.Runtime != nil {
 		if ri, err := n.cfg.Runtime.Info(ctx); err == nil {
 			info.Resources = ri.Resources

@@ -65,6 +65,9 @@ type NodeInfo struct {
 	EngineLabels map[string]string
 	// Resources is the capacity the node's runtime reports.
 	Resources Resources
+	// NoRuntime is true for a node started without a Runtime
+	// ([Config].Runtime nil): the scheduler never gives it tasks.
+	NoRuntime bool `json:",omitempty"`
 	Platform  Platform
 	// Version increases with every change.
 	Version   uint64

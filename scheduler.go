@@ -13,7 +13,7 @@ type failReason int
 // Filter failures, in the order the filters run.
 const (
 	failNone         failReason = iota - 1 // the node passes
-	failNotAvailable                       // not ready, or availability not active
+	failNotAvailable                       // not ready, availability not active, or no runtime
 	failConstraints                        // a placement constraint does not hold
 	failMaxReplicas                        // Placement.MaxReplicas tasks already there
 	failCPU                                // CPU reservation does not fit
@@ -485,7 +485,7 @@ func (s *scheduler) serviceCounts(serviceID string) []int32 {
 // ready, availability active, constraints.
 func (s *scheduler) static(i int32, cons []constraint) failReason {
 	n := s.nodes[i]
-	if n.State != NodeReady || n.Availability != AvailabilityActive {
+	if n.State != NodeReady || n.Availability != AvailabilityActive || n.NoRuntime {
 		return failNotAvailable
 	}
 	for _, c := range cons {
