@@ -529,6 +529,7 @@ func (sp *svcPass) rebalance(results []slotResult) {
 		nt.NodeID = dst[0]
 		nt.Status = TaskStatus{State: TaskAssigned, Message: "rebalanced from node " + src}
 		sp.p.create(nt)
+		sp.p.watch[svc.ID] = true // the next pass stops the old task once nt runs
 		bySource[src] = tasks[1:]
 		counts[src]--
 		counts[dst[0]]++
