@@ -528,7 +528,8 @@ func (a *agent) report(taskID string, st TaskStatus) {
 
 func (a *agent) reportLocked(taskID string, st TaskStatus) {
 	if st.Timestamp.IsZero() {
-		st.Timestamp = time.Now().UTC()
+		// Informational: the leader stamps the time that counts on receipt.
+		st.Timestamp = a.n.now().UTC()
 	}
 	if old, ok := a.pending[taskID]; ok && st.State.Before(old.State) {
 		return

@@ -260,10 +260,7 @@ func (n *Node) Tasks(ctx context.Context, f TaskFilter) ([]Task, error) {
 		if a.Slot == 0 && a.NodeID != b.NodeID {
 			return a.NodeID < b.NodeID // global tasks group by node
 		}
-		if !a.CreatedAt.Equal(b.CreatedAt) {
-			return a.CreatedAt.After(b.CreatedAt)
-		}
-		return a.ID < b.ID
+		return newerTask(a, b) // newest first
 	})
 	return out, nil
 }

@@ -85,6 +85,8 @@ func (n *Node) lead(ctx context.Context) {
 		}
 	}
 	n.log.Info("leading", "node", n.ID())
+	n.startClock()
+	defer n.stopClock()
 	o := newOrchestrator(n)
 	b := newStatusBatcher(n)
 	n.leaderMu.Lock()

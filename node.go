@@ -60,6 +60,8 @@ type Node struct {
 	orch         *orchestrator
 	batcher      *statusBatcher
 	hb           *heartbeats
+	// clk is the cluster clock while the node leads (clock.go).
+	clk nodeClock
 
 	// Role changes at runtime (noderole.go): roleWake wakes roleLoop, the
 	// one goroutine that starts or stops Raft after Init/Join; raftStop
@@ -467,6 +469,7 @@ func (n *Node) serve(ln net.Listener) error {
 	n.addr = adv
 	n.fsm = newFSM()
 	n.fsm.onApply = n.onApply
+	n.fsm.now = n.now
 	n.tr = newTransport(ln, adv, n.log.Named("transport"))
 	n.mu.Unlock()
 	// Every connection is TLS 1.3 with the swarm's certificates (tls.go).

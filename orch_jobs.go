@@ -75,7 +75,7 @@ func jobSlotComplete(tasks []*Task) bool {
 
 // reapJob trims a finished slot's history, keeping its completed task.
 func (sp *svcPass) reapJob(tasks []*Task) {
-	sort.Slice(tasks, func(i, j int) bool { return tasks[i].CreatedAt.After(tasks[j].CreatedAt) })
+	sort.Slice(tasks, func(i, j int) bool { return newerTask(tasks[i], tasks[j]) })
 	kept := 0
 	for _, t := range tasks {
 		if t.Status.State == TaskComplete {

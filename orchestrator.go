@@ -104,7 +104,7 @@ func (o *orchestrator) run(ctx context.Context) {
 		}
 		wait := time.Hour
 		if !next.IsZero() {
-			wait = max(time.Until(next), time.Millisecond)
+			wait = max(next.Sub(o.n.clusterNow()), time.Millisecond)
 		}
 		timer.Reset(wait)
 		select {
@@ -127,8 +127,8 @@ type plan struct {
 	ops   []taskOp
 	watch map[string]bool // services to watch until the next pass
 	cmds  []*command      // service-level changes (update status, rollbacks)
-	next  time.Time
-	now   time.Time
+	next  time.Time       // cluster time (clock.go)
+	now   time.Time       // cluster time at the start of the pass
 }
 
 func (p *plan) wakeAt(t time.Time) {
@@ -153,7 +153,7 @@ func (p *plan) create(t *Task) {
 // for a timer (zero: only on changes).
 func (o *orchestrator) pass(ctx context.Context) time.Time {
 	n := o.n
-	p := &plan{now: time.Now().UTC(), watch: map[string]bool{}}
+	p := &plan{now: n.clusterNow(), watch: map[string]bool{}}
 	n.fsm.read(func(s *state) { o.reconcile(s, p) })
 	o.watchMu.Lock()
 	o.watch = p.watch
@@ -167,7 +167,7 @@ func (o *orchestrator) pass(ctx context.Context) time.Time {
 		if _, err := n.applyLocal(ctx, &command{Type: cmdTasks, Ops: chunk}); err != nil {
 			if ctx.Err() == nil {
 				n.log.Warn("orchestrator write failed", "error", err)
-				p.wakeAt(time.Now().Add(100 * time.Millisecond))
+				p.wakeAt(p.now.Add(100 * time.Millisecond))
 			}
 			return p.next
 		}
@@ -180,7 +180,7 @@ func (o *orchestrator) pass(ctx context.Context) time.Time {
 		}
 	}
 	if len(p.cmds) > 0 {
-		p.wakeAt(time.Now())
+		p.wakeAt(p.now)
 	}
 	return p.next
 }

@@ -130,6 +130,10 @@ type fsm struct {
 	onApply func(c *command)
 	// ev derives the events of applied entries for Events (events.go).
 	ev eventLog
+	// now reads the node's clock; appliedAt is its reading when the last
+	// entry was applied (for the next leader's cluster clock, clock.go).
+	now       func() time.Time
+	appliedAt time.Time
 }
 
 func newFSM() *fsm { return &fsm{st: newState(), changed: make(chan struct{})} }
@@ -166,6 +170,7 @@ func (f *fsm) Apply(l *raft.Log) interface{} {
 	f.mu.Lock()
 	f.st.index = l.Index
 	if err == nil {
+		c.Time = f.st.monotonic(c.Time)
 		// A bug must not stop the node, nor every replica that replays
 		// the entry: it is refused like an invalid command.
 		if perr := catchPanic(nil, "apply "+string(c.Type), func() { err = f.st.apply(c, l.Index) }); perr != nil {
@@ -173,6 +178,7 @@ func (f *fsm) Apply(l *raft.Log) interface{} {
 		}
 	}
 	if err == nil {
+		f.noteStamp(c.Time)
 		f.recordEvents(c, l.Index)
 	}
 	close(f.changed)
@@ -205,6 +211,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	}
 	f.mu.Lock()
 	f.st = st
+	f.appliedAt = time.Time{}
 	close(f.changed)
 	f.changed = make(chan struct{})
 	f.mu.Unlock()
@@ -447,10 +454,8 @@ func (s *state) applyTaskOp(op *taskOp, now time.Time, index uint64) {
 			}
 			t.Spec = svc.Spec
 		}
-		t.Version, t.CreatedAt, t.UpdatedAt = index, now, now
-		if t.Status.Timestamp.IsZero() {
-			t.Status.Timestamp = now
-		}
+		t.Version, t.CreatedIndex, t.CreatedAt, t.UpdatedAt = index, index, now, now
+		t.Status.Timestamp = now // the leader's time, not the creator's (clock.go)
 		s.putTask(&t, true)
 		return
 	}
@@ -487,9 +492,12 @@ func (s *state) applyTaskOp(op *taskOp, now time.Time, index uint64) {
 			op.Status.Err == t.Status.Err && op.Status.ContainerID == t.Status.ContainerID {
 			return
 		}
+		// The time a state was reached is when the leader received the
+		// report, never the node's own clock (clock.go).
 		st := *op.Status
-		if st.Timestamp.IsZero() {
-			st.Timestamp = now
+		st.Timestamp = now
+		if st.State == t.Status.State {
+			st.Timestamp = t.Status.Timestamp
 		}
 		t.Status = st
 	case opDelete:

@@ -274,7 +274,7 @@ func (n *Node) applyOnce(ctx context.Context, c *command) (uint64, error) {
 // applyLocal applies on this node, which must be the leader.
 func (n *Node) applyLocal(ctx context.Context, c *command) (uint64, error) {
 	cc := *c
-	cc.Time = time.Now().UTC()
+	cc.Time = n.stampTime()
 	data, err := encodeCommand(&cc)
 	if err != nil {
 		return 0, err

@@ -420,7 +420,9 @@ type TaskStatus struct {
 	ContainerID string
 	// ExitCode is the container's exit code once it has ended.
 	ExitCode int
-	// Timestamp is when the state was reached.
+	// Timestamp is when the state was reached, by the leader's cluster
+	// clock: when it created the task or received the node's report of the
+	// state (never the node's own clock).
 	Timestamp time.Time
 }
 
@@ -447,9 +449,13 @@ type Task struct {
 	// DesiredState is what the managers want (running, shutdown...).
 	DesiredState TaskState
 	// Status is what the task's node reported.
-	Status    TaskStatus
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	Status TaskStatus
+	// CreatedIndex is the Raft index of the entry that created the task:
+	// the tasks of a slot are ordered by it (the highest is the slot's
+	// newest), whatever the clocks of the managers that created them.
+	CreatedIndex uint64 `json:",omitempty"`
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
 }
 
 // Name returns the task's name, Swarm style: <service>.<slot> or <service>.<node id>.

@@ -49,6 +49,9 @@ type state struct {
 	// agentIndex is, per task, the last index of such a change.
 	agentIndex map[string]uint64
 	index      uint64
+	// clock is the time of the last applied entry: stored times never go
+	// below it (clock.go).
+	clock time.Time
 
 	// secrets (sealed), configs and the keys record (secrets.go, keys.go).
 	secrets      map[string]*secretRecord
@@ -143,6 +146,8 @@ type snapshotData struct {
 	Services []*Service
 	Tasks    []*Task
 	Index    uint64
+	// Clock is the state's clock (the last entry's time, clock.go).
+	Clock time.Time `json:",omitzero"`
 	// Secrets hold only sealed data.
 	Secrets []*secretRecord `json:",omitempty"`
 	Configs []*ConfigObject `json:",omitempty"`
@@ -150,7 +155,7 @@ type snapshotData struct {
 }
 
 func (s *state) export() *snapshotData {
-	d := &snapshotData{Cluster: s.cluster, Index: s.index,
+	d := &snapshotData{Cluster: s.cluster, Index: s.index, Clock: s.clock,
 		Nodes:    make([]*NodeInfo, 0, len(s.nodes)),
 		Services: make([]*Service, 0, len(s.services)),
 		Tasks:    make([]*Task, 0, len(s.tasks)),
@@ -183,6 +188,7 @@ func stateFrom(d *snapshotData) *state {
 	s := newState()
 	s.cluster = d.Cluster
 	s.index = d.Index
+	s.clock = d.Clock
 	for _, n := range d.Nodes {
 		if n != nil && n.ID != "" {
 			s.nodes[n.ID] = n

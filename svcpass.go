@@ -190,12 +190,7 @@ func (sp *svcPass) reconcileSlot(tasks []*Task) (r slotResult) {
 			p.watch[sp.svc.ID] = true
 		}
 	}()
-	sort.Slice(tasks, func(i, j int) bool {
-		if !tasks[i].CreatedAt.Equal(tasks[j].CreatedAt) {
-			return tasks[i].CreatedAt.After(tasks[j].CreatedAt)
-		}
-		return tasks[i].ID > tasks[j].ID
-	})
+	sort.Slice(tasks, func(i, j int) bool { return newerTask(tasks[i], tasks[j]) })
 	var live, hist []*Task
 	for _, t := range tasks {
 		switch {

@@ -108,6 +108,17 @@ type Config struct {
 	// until Unlock. Keep it out of files on the same disk as DataDir.
 	UnlockKey string
 
+	// Clock is the node's wall clock, for tests (skewed clocks); nil means
+	// time.Now. Every time the node stamps or decides on goes through it:
+	// the leader's cluster clock (the times stored in the swarm state, the
+	// orchestrator's restart delays, update monitor and delay, restart
+	// windows, rebalance settling) and the agent's status times. Readings
+	// should keep time.Now's monotonic part (time.Now().Add(d) does): the
+	// leader measures elapsed time as the difference of two readings.
+	// Timers and deadlines use the runtime's own clock, and crypto/tls
+	// checks certificate validity against the host clock. Default nil.
+	Clock func() time.Time
+
 	// CertExpiry, read by Init only, is the lifetime of the swarm's node
 	// certificates (Swarm's `docker swarm init --cert-expiry`). Each node
 	// renews its certificate at a random point between 50% and 80% of
