@@ -165,15 +165,13 @@ func TestPodmanStop(t *testing.T) {
 		assert.NoError(t, err)
 		done <- st
 	}()
-	start := time.Now()
 	require.NoError(t, rt.Stop(ctx, id, 500*time.Millisecond))
 	select {
 	case st := <-done:
-		assert.Equal(t, 137, st.ExitCode, "killed")
+		assert.Equal(t, 137, st.ExitCode, "SIGKILLed after the grace")
 	case <-ctx.Done():
 		t.Fatal("Wait did not return after Stop")
 	}
-	assert.Less(t, time.Since(start), 10*time.Second)
 	// Stopping a stopped container is fine.
 	require.NoError(t, rt.Stop(ctx, id, time.Second))
 }
@@ -186,12 +184,11 @@ func TestPodmanStopSignalInit(t *testing.T) {
 		Args: []string{"sleep", "300"}, Init: true, StopSignal: "SIGTERM", StopGracePeriod: &grace,
 	}))
 	ctx := testCtx(t, 30*time.Second)
-	start := time.Now()
 	require.NoError(t, rt.Stop(ctx, id, grace))
 	st, err := rt.Wait(ctx, id)
 	require.NoError(t, err)
-	assert.Less(t, time.Since(start), 10*time.Second, "SIGTERM, not the grace period, ended it")
-	assert.NotEqual(t, 137, st.ExitCode)
+	// 137 would mean SIGKILL at the end of the grace period.
+	assert.NotEqual(t, 137, st.ExitCode, "SIGTERM, not the grace period, ended it")
 }
 
 func TestPodmanWaitBeforeStart(t *testing.T) {
@@ -235,10 +232,8 @@ func TestPodmanWaitCancel(t *testing.T) {
 	id := run(t, rt, testContainer(t, swarm.ServiceSpec{Args: []string{"sleep", "300"}}))
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	start := time.Now()
 	_, err := rt.Wait(ctx, id)
-	require.ErrorIs(t, err, context.DeadlineExceeded)
-	assert.Less(t, time.Since(start), 5*time.Second)
+	require.ErrorIs(t, err, context.DeadlineExceeded, "Wait returns when its context ends")
 }
 
 func TestPodmanRootlessProcess(t *testing.T) {
@@ -327,9 +322,7 @@ func TestPodmanHealthcheckHealthy(t *testing.T) {
 	id := create(t, rt, c)
 	ctx := testCtx(t, 30*time.Second)
 	require.NoError(t, rt.Start(ctx, id))
-	start := time.Now()
 	require.NoError(t, rt.WaitReady(ctx, id))
-	assert.Less(t, time.Since(start), 10*time.Second)
 
 	// Healthy and running: Wait blocks until it ends.
 	wctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -535,14 +528,14 @@ func TestPodmanLogsFollow(t *testing.T) {
 	rt := podmanRuntime(t)
 	c := testContainer(t, swarm.ServiceSpec{Command: []string{"sh", "-c", "echo one; sleep 1; echo two"}})
 	id := run(t, rt, c)
-	start := time.Now()
+	// collectLogs fails if the stream only ends with its context: follow
+	// must end when the container exits.
 	lines := collectLogs(t, rt, id, swarm.LogOptions{Follow: true, Tail: -1})
 	var texts []string
 	for _, l := range lines {
 		texts = append(texts, l.Text)
 	}
 	assert.Equal(t, []string{"one", "two"}, texts)
-	assert.Less(t, time.Since(start), 15*time.Second, "follow ends when the container exits")
 
 	// Follow on a running container ends with the context.
 	id2 := run(t, rt, testContainer(t, swarm.ServiceSpec{Args: []string{"sleep", "300"}}))
