@@ -65,6 +65,7 @@ func (n *Node) startAgent() {
 		roleSeen: n.Role(),
 		doomed:   map[string]time.Duration{}, reapKick: make(chan struct{}, 1),
 	}
+	a.pruneStaged()
 	n.mu.Lock()
 	n.agent = a
 	n.mu.Unlock()

@@ -175,3 +175,20 @@ func (a *agent) sweep() {
 		}
 	}
 }
+
+// stagePruner is a Runtime that stages files on the host for its
+// containers and can remove what it staged for a node ([PodmanRuntime]).
+type stagePruner interface {
+	PruneStaged(nodeID string) error
+}
+
+// pruneStaged removes what the runtime staged for this node in a previous
+// life (a crash between a create and its start leaves secrets on a
+// tmpfs). It runs before the agent creates anything.
+func (a *agent) pruneStaged() {
+	if p, ok := a.rt.(stagePruner); ok {
+		if err := p.PruneStaged(a.nodeID); err != nil {
+			a.n.log.Warn("removing staged secrets and configs failed", "error", err)
+		}
+	}
+}
