@@ -508,22 +508,11 @@ func (n *Node) handleJoin(ctx context.Context, a *joinArgs) (*joinReply, error) 
 	if cl == nil {
 		return nil, fmt.Errorf("%w: the swarm is not initialised yet", ErrNoLeader)
 	}
-	pub, err := csrPublicKey(a.CSR)
-	if err != nil {
-		return nil, err
-	}
 	var role Role
-	if !a.Rejoin {
-		// The leader names a new node; the ID it asked with is ignored.
-		if a.Node.ID, err = assignedNodeID(cl.ID, pub); err != nil {
-			return nil, err
-		}
-		n.fsm.read(func(s *state) { existing = s.nodes[a.Node.ID] })
-	}
-	if a.Node.ID == "" {
-		return nil, invalidf("join without a node ID")
-	}
 	if a.Rejoin {
+		if a.Node.ID == "" {
+			return nil, invalidf("join without a node ID")
+		}
 		if a.ClusterID != cl.ID {
 			return nil, fmt.Errorf("%w: the node's DataDir belongs to swarm %s, not %s", ErrInvalidToken, a.ClusterID, cl.ID)
 		}
@@ -536,9 +525,20 @@ func (n *Node) handleJoin(ctx context.Context, a *joinArgs) (*joinReply, error) 
 		if role, err = cl.roleForToken(a.Token); err != nil {
 			return nil, err
 		}
+	}
+	pub, err := csrPublicKey(a.CSR)
+	if err != nil {
+		return nil, err
+	}
+	if !a.Rejoin {
+		// The leader names a new node; the ID it asked with is ignored.
+		if a.Node.ID, err = assignedNodeID(cl.ID, pub); err != nil {
+			return nil, err
+		}
 		if _, gone := cl.Revoked[a.Node.ID]; gone {
 			return nil, removedErr(a.Node.ID)
 		}
+		n.fsm.read(func(s *state) { existing = s.nodes[a.Node.ID] })
 		// The same key again: a retry of a join whose reply was lost,
 		// from the same address, is answered again.
 		if existing != nil && existing.Addr != a.Node.Addr {
