@@ -29,6 +29,12 @@ type agent struct {
 	// files holds the data of the secrets and configs the node's live
 	// tasks use, in memory only (secrets.go).
 	files agentFiles
+	// doomed holds the containers to remove, with the stop grace to give
+	// them first (agent_reap.go); reapKick wakes the reaper. adopted is
+	// set once the containers found at start are accounted for.
+	doomed   map[string]time.Duration
+	reapKick chan struct{}
+	adopted  bool
 
 	// roleSeen is the node's role as the last assignments reply had it,
 	// from the node record at roleVer (owned by loop; see noteRole).
@@ -57,13 +63,16 @@ func (n *Node) startAgent() {
 		runners: map[string]*runner{}, containers: map[string]string{},
 		pending: map[string]TaskStatus{}, flush: make(chan struct{}, 1),
 		roleSeen: n.Role(),
+		doomed:   map[string]time.Duration{}, reapKick: make(chan struct{}, 1),
 	}
+	a.pruneStaged()
 	n.mu.Lock()
 	n.agent = a
 	n.mu.Unlock()
-	a.wg.Add(2)
+	a.wg.Add(3)
 	go a.loop()
 	go a.reportLoop()
+	go a.reapLoop()
 }
 
 // shutdown stops the agent as a crash would: containers keep running.
@@ -227,6 +236,13 @@ func (a *agent) waitRunners() {
 // adopt reconciles the runtime's containers of this node with its tasks
 // after a (re)start: containers of live tasks are adopted, the rest removed.
 func (a *agent) adopt(tasks []*Task) {
+	// From now on every container of the node is accounted for (even if
+	// listing failed: the sweep then removes what was not adopted).
+	defer func() {
+		a.mu.Lock()
+		a.adopted = true
+		a.mu.Unlock()
+	}()
 	list, err := a.rt.List(a.ctx, a.nodeID)
 	if err != nil {
 		a.n.log.Warn("listing containers failed", "error", err)
@@ -250,10 +266,9 @@ func (a *agent) adopt(tasks []*Task) {
 			a.mu.Unlock()
 		default:
 			a.n.log.Info("removing stale container", "container", c.Name, "task", c.TaskID)
-			ctx, cancel := context.WithTimeout(a.ctx, a.n.cfg.RPCTimeout)
-			a.rt.Stop(ctx, c.ID, stopGrace(t))
-			a.rt.Remove(ctx, c.ID)
-			cancel()
+			a.mu.Lock()
+			a.doomLocked(c.ID, stopGrace(t))
+			a.mu.Unlock()
 		}
 	}
 	// Tasks whose container should exist but does not died with the node.
@@ -323,20 +338,11 @@ func (a *agent) assign(tasks []*Task) {
 			r.requestStop()
 		}
 	}
-	a.mu.Unlock()
 	for _, id := range toRemove {
-		a.mu.Lock()
-		cid := a.containers[id]
+		a.doomLocked(a.containers[id], 0)
 		delete(a.containers, id)
-		a.mu.Unlock()
-		if cid != "" {
-			ctx, cancel := context.WithTimeout(a.ctx, a.n.cfg.RPCTimeout)
-			if err := a.rt.Remove(ctx, cid); err != nil && a.ctx.Err() == nil {
-				a.n.log.Warn("removing container failed", "container", cid, "error", err)
-			}
-			cancel()
-		}
 	}
+	a.mu.Unlock()
 }
 
 func (a *agent) startRunner(t *Task, containerID string) {

@@ -247,7 +247,8 @@ func (n *Node) join(addr string) error {
 	if _, _, err := parseToken(n.cfg.JoinToken); err != nil {
 		return err
 	}
-	n.setIdentity(&identity{NodeID: newID()})
+	// The leader assigns the node's ID in its join reply (nodeid.go).
+	n.setIdentity(&identity{})
 	if err := n.listen(nil); err != nil {
 		return err
 	}

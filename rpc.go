@@ -153,6 +153,9 @@ type joinArgs struct {
 }
 
 type joinReply struct {
+	// NodeID is the node's ID, assigned by the leader to a new node
+	// (nodeid.go).
+	NodeID    string
 	ClusterID string
 	Role      Role
 	Managers  []string
@@ -458,6 +461,11 @@ func (n *Node) joinRPC(ctx context.Context, peers []string, rejoin bool) (*joinR
 				err = n.tr.callPinned(ctx, p, pinnedTLSConfig(pin), "join", args, &reply)
 			}
 			if err == nil {
+				if !rejoin {
+					if err := n.takeAssignedID(reply.NodeID); err != nil {
+						return nil, err
+					}
+				}
 				if err := n.adoptBundle(reply.Sec, key, pin); err != nil {
 					return nil, err
 				}
@@ -509,11 +517,11 @@ func (n *Node) handleJoin(ctx context.Context, a *joinArgs) (*joinReply, error) 
 	if cl == nil {
 		return nil, fmt.Errorf("%w: the swarm is not initialised yet", ErrNoLeader)
 	}
-	if a.Node.ID == "" {
-		return nil, invalidf("join without a node ID")
-	}
 	var role Role
 	if a.Rejoin {
+		if a.Node.ID == "" {
+			return nil, invalidf("join without a node ID")
+		}
 		if a.ClusterID != cl.ID {
 			return nil, fmt.Errorf("%w: the node's DataDir belongs to swarm %s, not %s", ErrInvalidToken, a.ClusterID, cl.ID)
 		}
@@ -526,7 +534,23 @@ func (n *Node) handleJoin(ctx context.Context, a *joinArgs) (*joinReply, error) 
 		if role, err = cl.roleForToken(a.Token); err != nil {
 			return nil, err
 		}
-		if existing != nil {
+	}
+	pub, err := csrPublicKey(a.CSR)
+	if err != nil {
+		return nil, err
+	}
+	if !a.Rejoin {
+		// The leader names a new node; the ID it asked with is ignored.
+		if a.Node.ID, err = assignedNodeID(cl.ID, pub); err != nil {
+			return nil, err
+		}
+		if _, gone := cl.Revoked[a.Node.ID]; gone {
+			return nil, removedErr(a.Node.ID)
+		}
+		n.fsm.read(func(s *state) { existing = s.nodes[a.Node.ID] })
+		// The same key again: a retry of a join whose reply was lost,
+		// from the same address, is answered again.
+		if existing != nil && existing.Addr != a.Node.Addr {
 			return nil, fmt.Errorf("%w: node ID %s is already in the swarm", ErrNameConflict, a.Node.ID)
 		}
 	}
@@ -536,10 +560,6 @@ func (n *Node) handleJoin(ctx context.Context, a *joinArgs) (*joinReply, error) 
 		if _, err := n.memberlistRef().Join([]string{a.Node.GossipAddr}); err != nil {
 			return nil, fmt.Errorf("swarm: cannot reach the joining node's gossip address %s: %w", a.Node.GossipAddr, err)
 		}
-	}
-	pub, err := csrPublicKey(a.CSR)
-	if err != nil {
-		return nil, err
 	}
 	sec, err := n.issueBundle(ctx, a.Node.ID, role, pub)
 	if err != nil {
@@ -557,7 +577,7 @@ func (n *Node) handleJoin(ctx context.Context, a *joinArgs) (*joinReply, error) 
 		}
 	}
 	n.notifyMembers()
-	reply := &joinReply{ClusterID: cl.ID, Role: role, Managers: n.managerAddrs(), Index: idx, Sec: sec}
+	reply := &joinReply{NodeID: node.ID, ClusterID: cl.ID, Role: role, Managers: n.managerAddrs(), Index: idx, Sec: sec}
 	if role == RoleManager {
 		reply.DataKey, reply.DataKeyID = n.joinDataKey()
 	}

@@ -209,6 +209,7 @@ func connectPodman(ctx context.Context, uri string) (*PodmanRuntime, error) {
 		Arch: h.Arch,
 	}
 	r.base, r.cancel = context.WithCancel(context.Background())
+	r.pruneStagedOrphans(ctx)
 	return r, nil
 }
 
@@ -324,6 +325,12 @@ func (r *PodmanRuntime) Create(ctx context.Context, c ContainerConfig) (string, 
 	if err != nil {
 		return "", err
 	}
+	// The image first: a pull can take minutes, and the secrets should
+	// sit on the tmpfs for as short a time as possible.
+	cctx := r.call(ctx)
+	if err := r.ensureImage(cctx, c.Spec.Image); err != nil {
+		return "", err
+	}
 	dir, err := r.stageFiles(c, s)
 	if err != nil {
 		return "", err
@@ -334,10 +341,6 @@ func (r *PodmanRuntime) Create(ctx context.Context, c ContainerConfig) (string, 
 			os.RemoveAll(dir)
 		}
 	}()
-	cctx := r.call(ctx)
-	if err := r.ensureImage(cctx, c.Spec.Image); err != nil {
-		return "", err
-	}
 	resp, err := containers.CreateWithSpec(cctx, s, nil)
 	if err != nil {
 		if apiCode(err) == 400 { // Podman rejected the spec itself

@@ -25,7 +25,9 @@ import (
 // process cannot write to), fails Create with ErrInvalidSpec rather than
 // put it elsewhere.
 
-// podmanFilesDir is the tmpfs directory files are staged in.
+// podmanFilesDir is the tmpfs directory files are staged in: one
+// directory per node (named by its ID), one per container in it, so what a
+// node staged can be found and removed after it crashed (PruneStaged).
 const podmanFilesDir = "/dev/shm/podswarm"
 
 // tmpfsMagic is TMPFS_MAGIC from linux/magic.h.
@@ -94,7 +96,14 @@ func (r *PodmanRuntime) stageFiles(c ContainerConfig, s *specgen.SpecGenerator) 
 	if !ok1 || !ok2 {
 		return "", invalidf("secrets and configs: the Podman service's user namespace maps no root")
 	}
-	dir := filepath.Join(base, strings.ReplaceAll(c.Name, "/", "_"))
+	nodeDir := filepath.Join(base, stagingName(c.NodeID))
+	if err := os.Mkdir(nodeDir, 0o711); err != nil && !errors.Is(err, os.ErrExist) {
+		return "", fmt.Errorf("staging files: %w", err)
+	}
+	if err := checkOwnDir(nodeDir); err != nil {
+		return "", err
+	}
+	dir := filepath.Join(nodeDir, stagingName(c.Name))
 	if err := os.RemoveAll(dir); err != nil { // a leftover of a crash
 		return "", fmt.Errorf("staging files: %w", err)
 	}
@@ -141,18 +150,8 @@ func ensureFilesBase() (string, error) {
 	if err := os.MkdirAll(base, 0o711); err != nil {
 		return "", fmt.Errorf("staging files: %w", err)
 	}
-	fi, err := os.Lstat(base)
-	if err != nil {
-		return "", fmt.Errorf("staging files: %w", err)
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !fi.IsDir() || !ok || int(st.Uid) != os.Geteuid() {
-		return "", fmt.Errorf("staging files: %s is not a directory owned by this process's user", base)
-	}
-	if fi.Mode().Perm() != 0o711 {
-		if err := os.Chmod(base, 0o711); err != nil {
-			return "", fmt.Errorf("staging files: %w", err)
-		}
+	if err := checkOwnDir(base); err != nil {
+		return "", err
 	}
 	var fs syscall.Statfs_t
 	if err := syscall.Statfs(base, &fs); err != nil {
@@ -162,6 +161,34 @@ func ensureFilesBase() (string, error) {
 		return "", invalidf("secrets and configs: %s is not on a tmpfs, and they must stay off persistent disks", base)
 	}
 	return base, nil
+}
+
+// checkOwnDir checks that dir is a directory (not a link) owned by this
+// process's user, and makes its mode 0711.
+func checkOwnDir(dir string) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("staging files: %w", err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !fi.IsDir() || !ok || int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("staging files: %s is not a directory owned by this process's user", dir)
+	}
+	if fi.Mode().Perm() != 0o711 {
+		if err := os.Chmod(dir, 0o711); err != nil {
+			return fmt.Errorf("staging files: %w", err)
+		}
+	}
+	return nil
+}
+
+// stagingName makes a node ID or container name a single path element.
+func stagingName(s string) string {
+	s = strings.ReplaceAll(s, "/", "_")
+	if s == "" || s == "." || s == ".." {
+		s = "_" + s
+	}
+	return s
 }
 
 func writeStaged(p string, data []byte) error {

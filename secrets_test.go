@@ -640,7 +640,7 @@ func TestPodmanSecretsMounted(t *testing.T) {
 	assert.Equal(t, value, exec("cat", "/run/secrets/x"))
 
 	// The host keeps no staged copy of a running container's files.
-	staged, _ := filepath.Glob(filepath.Join("/dev/shm/podswarm", ctr.name()+"*"))
+	staged, _ := filepath.Glob(filepath.Join("/dev/shm/podswarm", "*", ctr.name()+"*"))
 	assert.Empty(t, staged)
 
 	require.NoError(t, n.RemoveService(ctx, svc.ID))
