@@ -554,7 +554,7 @@ func (n *Node) startRaft(bootstrap bool) error {
 		Timeout: 10 * time.Second,
 		Logger:  n.log.Named("raft-net"),
 	})
-	r, err := raft.NewRaft(rc, n.fsm, logs, stable, snaps, trans)
+	r, err := raft.NewRaft(rc, n.fsm, logs, stable, snaps, unpipelinedTransport{trans})
 	if err != nil {
 		trans.Close()
 		closeAll(closers)
