@@ -13,7 +13,15 @@ export GOFLAGS := -tags=remote,exclude_graphdriver_btrfs,exclude_graphdriver_dev
 
 FUZZTIME ?= 10s
 
-.PHONY: setup test test-short demo bench bench-podman fuzz
+# The chaos campaign (internal/chaos): SEED= reproduces a schedule (0 picks
+# one and prints it), CYCLES= sets the fault/heal cycles per target,
+# CHAOS= picks the targets (Inproc, Swarmd or both). Needs root (iptables
+# on loopback, tmpfs mounts).
+SEED ?= 0
+CYCLES ?= 5
+CHAOS ?= Inproc|Swarmd
+
+.PHONY: setup test test-short demo bench bench-podman fuzz chaos chaos-short
 
 # Podman, the rootless API socket of the podswarm user and the test image.
 setup:
@@ -52,3 +60,15 @@ fuzz:
 			go test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg; \
 		done; \
 	done
+
+# The chaos campaign against an in-process cluster and a cluster of swarmd
+# processes on 127.0.0.x; prints its figures, fails on a broken invariant.
+chaos:
+	go build -o .chaos-swarmd ./cmd/swarmd
+	go test -count=1 -timeout 0 -v -run 'TestChaos($(CHAOS))$$' ./internal/chaos \
+		-args -chaos.seed=$(SEED) -chaos.cycles=$(CYCLES) -chaos.swarmd=$(CURDIR)/.chaos-swarmd \
+		| grep -v '^\s*$$'; status=$${PIPESTATUS[0]}; rm -f .chaos-swarmd; exit $$status
+
+# What CI runs: 3 cycles per target, bounded at 3 minutes.
+chaos-short:
+	go test -count=1 -timeout 3m -run 'TestChaos' ./internal/chaos -args -chaos.cycles=3

@@ -23,6 +23,7 @@ package main
 //	GET    /v1/tasks?service=&node=&desired=  []swarm.Task
 //	GET    /v1/secrets                    []swarm.Secret
 //	POST   /v1/secrets                    body swarm.SecretSpec (Data base64) -> swarm.Secret
+//	GET    /v1/secrets/{ref}              swarm.Secret (never its data)
 //	DELETE /v1/secrets/{ref}
 //	GET    /v1/containers                 []swarm.ContainerInfo: this node's runtime
 //
@@ -89,6 +90,7 @@ func startControl(path string, n *swarm.Node, rt swarm.Runtime) (*controlServer,
 	mux.HandleFunc("GET /v1/tasks", c.tasks)
 	mux.HandleFunc("GET /v1/secrets", c.secrets)
 	mux.HandleFunc("POST /v1/secrets", c.createSecret)
+	mux.HandleFunc("GET /v1/secrets/{ref}", c.secret)
 	mux.HandleFunc("DELETE /v1/secrets/{ref}", c.removeSecret)
 	mux.HandleFunc("GET /v1/containers", c.containers)
 	c.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
@@ -266,6 +268,10 @@ func (c *controlServer) createSecret(w http.ResponseWriter, r *http.Request) {
 		}
 		return c.node.CreateSecret(ctx, spec)
 	})
+}
+
+func (c *controlServer) secret(w http.ResponseWriter, r *http.Request) {
+	handle(w, r, func(ctx context.Context) (any, error) { return c.node.Secret(ctx, r.PathValue("ref")) })
 }
 
 func (c *controlServer) removeSecret(w http.ResponseWriter, r *http.Request) {

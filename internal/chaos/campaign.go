@@ -283,7 +283,15 @@ func runCycle(ctx context.Context, tgt Target, opts Options, rep *Report, n int,
 	rep.LinUnknown = append(rep.LinUnknown, undecided...)
 	for _, v := range viol {
 		rep.Linearizable = append(rep.Linearizable, v)
-		c.fail("history of %s is not linearizable:\n        %s", v.Key, strings.Join(v.Ops, "\n        "))
+		msg := fmt.Sprintf("history of %s is not linearizable; first op no linearization reaches: %s", v.Key, v.Stuck)
+		if v.Hint != "" {
+			msg += "\n      known cause: " + v.Hint
+		}
+		if v.Visual != "" {
+			msg += "\n      visualisation: " + v.Visual
+		}
+		c.fail("%s", msg)
+		fmt.Fprintf(c.opts.Log, "history of %s:\n        %s\n", v.Key, strings.Join(v.Ops, "\n        "))
 	}
 
 	// Remove what the cycle created; no container may stay behind.

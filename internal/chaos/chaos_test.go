@@ -3,7 +3,12 @@ package chaos
 import (
 	"context"
 	"flag"
+	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,24 +34,102 @@ func seed(t *testing.T) int64 {
 type logWriter struct{ t *testing.T }
 
 func (w logWriter) Write(p []byte) (int, error) {
-	w.t.Log(string(p))
+	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+func needRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("chaos campaign needs root (iptables on loopback, tmpfs mounts)")
+	}
+	if _, err := exec.LookPath("iptables"); err != nil {
+		t.Skip("chaos campaign needs iptables (scripts/setup.sh installs it)")
+	}
 }
 
 // TestChaosInproc runs the campaign against a 3-manager, 2-worker
 // in-process cluster: crashes, restarts, symmetric, asymmetric and leader
 // partitions. It needs root (iptables on loopback) and skips without.
 func TestChaosInproc(t *testing.T) {
+	needRoot(t)
 	ignore := goleak.IgnoreCurrent()
 	tgt := NewInproc(t, 3, 2)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	rep := Run(ctx, tgt, Options{Seed: seed(t), Cycles: *cyclesFlag, Log: logWriter{t}})
-	tgt.Close()
-	rep.Print(os.Stdout)
-	if err := goleak.Find(ignore); err != nil {
-		t.Errorf("goroutine leak after the campaign's cluster shut down: %v", err)
+	closed := make(chan struct{})
+	go func() { tgt.Close(); close(closed) }()
+	select {
+	case <-closed:
+		if err := goleak.Find(ignore); err != nil {
+			rep.Violations = append(rep.Violations, fmt.Sprintf("goroutine leak after the cluster shut down: %v", err))
+		}
+	case <-time.After(60 * time.Second):
+		// A node whose Shutdown never returns: report it with the stacks
+		// and end the process, since the cleanups would hang on it too.
+		buf := make([]byte, 4<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		os.WriteFile(filepath.Join(os.TempDir(), fmt.Sprintf("chaos-shutdown-hang-%d.txt", rep.Seed)), buf, 0o600)
+		rep.Violations = append(rep.Violations, fmt.Sprintf("Node.Shutdown hung for 60s after the campaign (stacks in %s)",
+			filepath.Join(os.TempDir(), fmt.Sprintf("chaos-shutdown-hang-%d.txt", rep.Seed))))
+		rep.Print(os.Stdout)
+		removeOwnChains()
+		fmt.Printf("--- FAIL: TestChaosInproc: chaos campaign (seed %d): %d invariant(s) failed\n", rep.Seed, len(rep.Violations))
+		os.Exit(1)
 	}
+	rep.Print(os.Stdout)
+	if rep.Failed() {
+		t.Errorf("chaos campaign (seed %d): %d invariant(s) failed", rep.Seed, len(rep.Violations))
+	}
+}
+
+// removeOwnChains removes the iptables chains of this process's swarmtest
+// clusters (PSW-<pid>-*), for when the test must exit without its cleanups.
+func removeOwnChains() {
+	out, _ := exec.Command("iptables", "-w", "-S").Output()
+	prefix := fmt.Sprintf("PSW-%d-", os.Getpid())
+	for _, l := range strings.Split(string(out), "\n") {
+		if c, ok := strings.CutPrefix(l, "-N "); ok && strings.HasPrefix(c, prefix) {
+			iptables("-D", "OUTPUT", "-j", c)
+			iptables("-F", c)
+			iptables("-X", c)
+		}
+	}
+}
+
+// TestChaosSwarmd runs the campaign against 3 manager and 2 worker swarmd
+// processes on 127.0.0.x (managers' data dirs on 24 MiB tmpfs mounts):
+// kill -9, SIGSTOP/SIGCONT, SIGTERM, restarts, partitions and a full disk.
+func TestChaosSwarmd(t *testing.T) {
+	needRoot(t)
+	bin := *swarmdFlag
+	dir := t.TempDir()
+	if bin == "" {
+		bin = filepath.Join(dir, "swarmd")
+		args := []string{"build", "-o", bin}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		out, err := exec.Command("go", append(args, "github.com/podswarm/swarm/cmd/swarmd")...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("build swarmd: %v\n%s", err, out)
+		}
+	}
+	tgt, err := NewSwarmd(bin, dir, 3, 2)
+	if err != nil {
+		t.Fatalf("start swarmd cluster: %v", err)
+	}
+	defer tgt.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rep := Run(ctx, tgt, Options{
+		Seed: seed(t), Cycles: *cyclesFlag, Log: logWriter{t},
+		// swarmd runs DefaultConfig (LAN timings): slower detection and
+		// elections than the in-process DefaultLocalConfig.
+		FaultWindow: 4 * time.Second, OpTimeout: 4 * time.Second,
+		ConvergeTimeout: 60 * time.Second, DetectionBound: 10 * time.Second, Sample: 200 * time.Millisecond,
+	})
+	rep.Print(os.Stdout)
 	if rep.Failed() {
 		t.Errorf("chaos campaign (seed %d): %d invariant(s) failed", rep.Seed, len(rep.Violations))
 	}

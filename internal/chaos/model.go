@@ -3,6 +3,8 @@ package chaos
 import (
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 	"time"
@@ -213,7 +215,14 @@ func step(s Obj, in Input) (Obj, []result) {
 // Violation is one key whose history is not linearizable.
 type Violation struct {
 	Key string
-	Ops []string // the key's history, in call order
+	// Stuck names the first operation (by call time) that no longest
+	// linearizable prefix could include: where to start reading.
+	Stuck string
+	// Hint names a known cause when the history shows it.
+	Hint string
+	Ops  []string // the key's history, in call order
+	// Visual is an HTML visualisation of the history (porcupine's), if written.
+	Visual string
 }
 
 // CheckLinearizable checks ops with porcupine and returns the keys whose
@@ -245,10 +254,46 @@ func CheckLinearizable(ops []Op, timeout time.Duration) (violations []Violation,
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		switch porcupine.CheckOperationsTimeout(model, by[k], timeout) {
+		res, info := porcupine.CheckOperationsVerbose(model, by[k], timeout)
+		switch res {
 		case porcupine.Illegal:
 			v := Violation{Key: k}
-			rs := raw[k]
+			// The longest partial linearization; the earliest-called op
+			// outside it is where the history goes wrong.
+			var best []int
+			for _, part := range info.PartialLinearizations() {
+				for _, lin := range part {
+					if len(lin) > len(best) {
+						best = lin
+					}
+				}
+			}
+			in := map[int]bool{}
+			for _, i := range best {
+				in[i] = true
+			}
+			stuck := -1
+			for i, op := range by[k] {
+				if !in[i] && (stuck < 0 || op.Call < by[k][stuck].Call) {
+					stuck = i
+				}
+			}
+			if stuck >= 0 {
+				op := raw[k][stuck]
+				v.Stuck = fmt.Sprintf("c%d @%s %s %s", op.Client, op.Endpoint, model.DescribeOperation(op.In, op.Out), op.Out.Err)
+			}
+			for _, op := range raw[k] {
+				if op.In.Kind == OpCreate && op.Out.Outcome == NotFound {
+					v.Hint = "a create returned not_found: it committed, then its read-back lost to a concurrent remove (CreateService/CreateSecret report failure for a committed write)"
+				}
+			}
+			if dir := os.Getenv("CHAOS_VISUAL_DIR"); dir != "" {
+				path := filepath.Join(dir, fmt.Sprintf("chaos-%s-%d.html", k, time.Now().UnixNano()))
+				if porcupine.VisualizePath(model, info, path) == nil {
+					v.Visual = path
+				}
+			}
+			rs := append([]Op(nil), raw[k]...)
 			sort.Slice(rs, func(i, j int) bool { return rs[i].Call.Before(rs[j].Call) })
 			for _, op := range rs {
 				ret := "?"
