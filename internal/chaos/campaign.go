@@ -133,8 +133,9 @@ func Run(ctx context.Context, tgt Target, opts Options) *Report {
 	r := &Report{Target: tgt.Name(), Seed: opts.Seed, Faults: map[FaultKind]int{}}
 	sched := rand.New(rand.NewSource(opts.Seed))
 	for cycle := 1; cycle <= opts.Cycles && ctx.Err() == nil; cycle++ {
-		runCycle(ctx, tgt, opts, r, cycle, sched)
-		r.Cycles = cycle
+		if runCycle(ctx, tgt, opts, r, cycle, sched) {
+			r.Cycles = cycle
+		}
 	}
 	return r
 }
@@ -156,6 +157,8 @@ type cycle struct {
 	leaders   map[uint64]string // term -> leader node ID
 	dupSince  map[string]time.Time
 	violation []string
+	// waitViolation are failed waits, dropped when the budget cut them short.
+	waitViolation []string
 }
 
 func (c *cycle) fail(format string, args ...any) {
@@ -166,7 +169,20 @@ func (c *cycle) fail(format string, args ...any) {
 	fmt.Fprintln(c.opts.Log, "VIOLATION", msg)
 }
 
-func runCycle(ctx context.Context, tgt Target, opts Options, rep *Report, n int, sched *rand.Rand) {
+// runCycle runs one cycle; it returns false when ctx ended first (the
+// time budget): the cycle's findings are then dropped, since a wait cut
+// short proves nothing.
+// failWait records a failed wait (readiness, convergence, cleanup): it
+// counts only if the cycle was not cut short by the time budget.
+func (c *cycle) failWait(format string, args ...any) {
+	msg := fmt.Sprintf("cycle %d (seed %d): ", c.n, c.opts.Seed) + fmt.Sprintf(format, args...)
+	c.mu.Lock()
+	c.waitViolation = append(c.waitViolation, msg)
+	c.mu.Unlock()
+	fmt.Fprintln(c.opts.Log, "VIOLATION", msg)
+}
+
+func runCycle(ctx context.Context, tgt Target, opts Options, rep *Report, n int, sched *rand.Rand) bool {
 	c := &cycle{n: n, tgt: tgt, opts: opts, rep: rep, diskErrs: map[string]bool{},
 		leaders: map[uint64]string{}, dupSince: map[string]time.Time{}}
 	for i := 0; i < 4; i++ {
@@ -243,7 +259,7 @@ func runCycle(ctx context.Context, tgt Target, opts Options, rep *Report, n int,
 	c.diskFull = false
 	c.mu.Unlock()
 	if err := waitFor(ctx, opts.ConvergeTimeout, func() error { return tgt.Ready(ctx) }); err != nil {
-		c.fail("cluster not ready after heal: %v", err)
+		c.failWait("cluster not ready after heal: %v", err)
 	}
 	stopClients()
 	cwg.Wait()
@@ -253,7 +269,7 @@ func runCycle(ctx context.Context, tgt Target, opts Options, rep *Report, n int,
 	final := c.finalReads(ctx)
 	conv, err := c.converge(ctx, healed)
 	if err != nil {
-		c.fail("runtime does not match the state %v after heal: %v", opts.ConvergeTimeout, err)
+		c.failWait("runtime does not match the state %v after heal: %v", opts.ConvergeTimeout, err)
 	} else {
 		rep.Converge = append(rep.Converge, conv)
 	}
@@ -296,14 +312,25 @@ func runCycle(ctx context.Context, tgt Target, opts Options, rep *Report, n int,
 
 	// Remove what the cycle created; no container may stay behind.
 	c.cleanup(ctx)
+	if ctx.Err() != nil {
+		// Heal what the cycle broke even when out of time.
+		tgt.Heal(context.Background())
+		fmt.Fprintf(opts.Log, "cycle %d cut short by the time budget: not counted\n", n)
+		c.mu.Lock()
+		rep.Violations = append(rep.Violations, c.violation...)
+		c.mu.Unlock()
+		return false
+	}
 	for e := range c.diskErrs {
 		rep.DiskFullErrors = append(rep.DiskFullErrors, e)
 	}
 	c.mu.Lock()
 	rep.Violations = append(rep.Violations, c.violation...)
+	rep.Violations = append(rep.Violations, c.waitViolation...)
 	c.mu.Unlock()
 	fmt.Fprintf(opts.Log, "cycle %d done: %d ops, converged in %v, %d violations so far\n",
 		n, len(ops), conv.Round(time.Millisecond), len(rep.Violations))
+	return true
 }
 
 // client runs random operations until ctx ends.
@@ -464,7 +491,7 @@ func (c *cycle) finalReads(ctx context.Context) map[string]Obj {
 			return fmt.Errorf("no manager answered a read of %s", key)
 		})
 		if err != nil {
-			c.fail("final read: %v", err)
+			c.failWait("final read: %v", err)
 		}
 	}
 	return final
@@ -664,7 +691,7 @@ func (c *cycle) cleanup(ctx context.Context) {
 		return nil
 	})
 	if err != nil {
-		c.fail("container leak: %v", err)
+		c.failWait("container leak: %v", err)
 	}
 }
 
@@ -690,7 +717,7 @@ func (c *cycle) removeAll(ctx context.Context, key string, secret bool) {
 		return fmt.Errorf("could not remove %s", key)
 	})
 	if err != nil {
-		c.fail("cleanup: %v", err)
+		c.failWait("cleanup: %v", err)
 	}
 }
 

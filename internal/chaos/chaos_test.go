@@ -19,6 +19,7 @@ import (
 var (
 	seedFlag   = flag.Int64("chaos.seed", 0, "schedule seed (0: from the clock, printed)")
 	cyclesFlag = flag.Int("chaos.cycles", 3, "fault/heal cycles per target")
+	budgetFlag = flag.Duration("chaos.budget", 70*time.Second, "stop starting cycles after this long per target (0: no limit); a cycle cut short is not counted")
 	swarmdFlag = flag.String("chaos.swarmd", "", "swarmd binary for TestChaosSwarmd (empty: built into a temp dir)")
 )
 
@@ -38,6 +39,14 @@ func (w logWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// budget returns the campaign's context: it ends after -chaos.budget.
+func budget() (context.Context, context.CancelFunc) {
+	if *budgetFlag <= 0 {
+		return context.WithCancel(context.Background())
+	}
+	return context.WithTimeout(context.Background(), *budgetFlag)
+}
+
 func needRoot(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("chaos campaign needs root (iptables on loopback, tmpfs mounts)")
@@ -54,7 +63,7 @@ func TestChaosInproc(t *testing.T) {
 	needRoot(t)
 	ignore := goleak.IgnoreCurrent()
 	tgt := NewInproc(t, 3, 2)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := budget()
 	defer cancel()
 	rep := Run(ctx, tgt, Options{Seed: seed(t), Cycles: *cyclesFlag, Log: logWriter{t}})
 	closed := make(chan struct{})
@@ -120,7 +129,7 @@ func TestChaosSwarmd(t *testing.T) {
 		t.Fatalf("start swarmd cluster: %v", err)
 	}
 	defer tgt.Close()
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := budget()
 	defer cancel()
 	rep := Run(ctx, tgt, Options{
 		Seed: seed(t), Cycles: *cyclesFlag, Log: logWriter{t},
