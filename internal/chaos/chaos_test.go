@@ -107,7 +107,7 @@ func removeOwnChains() {
 }
 
 // TestChaosSwarmd runs the campaign against 3 manager and 2 worker swarmd
-// processes on 127.0.0.x (managers' data dirs on 32 MiB tmpfs mounts):
+// processes on 127.0.0.x (managers' data dirs on 64 MiB tmpfs mounts):
 // kill -9, SIGSTOP/SIGCONT, SIGTERM, restarts, partitions and a full disk.
 func TestChaosSwarmd(t *testing.T) {
 	needRoot(t)
