@@ -21,8 +21,9 @@ import (
 // their control sockets. Each manager's data dir is a small tmpfs so that
 // the disk-full fault can fill it: 64 MiB, since raft.db keeps Raft's
 // trailing logs (10,240 entries, about 2 KiB each here) and a bolt file
-// never shrinks: 24 MiB filled up by itself after ~14,000 writes. Close kills every process, removes the iptables
-// chain and unmounts the tmpfs, whatever happened before.
+// never shrinks: 24 MiB filled up by itself after ~14,000 writes. Close
+// kills every process, removes the iptables chain and unmounts the tmpfs,
+// whatever happened before.
 type Swarmd struct {
 	bin, dir string
 	net      *netFilter
