@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand"
@@ -65,21 +66,24 @@ func (o *Options) defaults() {
 
 // Report is what a campaign found.
 type Report struct {
-	Target         string
-	Seed           int64
-	Cycles         int
-	Faults         map[FaultKind]int
-	Ops            int
-	WritesAcked    int
-	WritesUnknown  int
-	WritesLost     []string
-	Linearizable   []Violation // keys whose history is not linearizable
-	LinUnknown     []string    // keys porcupine could not decide in time
-	TwoLeaders     []string
-	MaxOverRep     int           // most extra running containers seen at once
-	MaxOverRepDur  time.Duration // longest time one slot ran more than once
-	Converge       []time.Duration
-	Violations     []string // every failed invariant, with its cycle
+	Target        string
+	Seed          int64
+	Cycles        int
+	Faults        map[FaultKind]int
+	Ops           int
+	WritesAcked   int
+	WritesUnknown int
+	WritesLost    []string
+	Linearizable  []Violation // keys whose history is not linearizable
+	LinUnknown    []string    // keys porcupine could not decide in time
+	TwoLeaders    []string
+	MaxOverRep    int           // most extra running containers seen at once
+	MaxOverRepDur time.Duration // longest time one slot ran more than once
+	Converge      []time.Duration
+	Violations    []string // every failed invariant, with its cycle
+	// Aborted says why the campaign stopped early ("" when it did not):
+	// a node that cannot be shut down leaves nothing to test.
+	Aborted        string
 	DiskFullErrors []string // distinct client errors seen while a disk was full
 }
 
@@ -107,6 +111,9 @@ func (r *Report) Print(w io.Writer) {
 	for _, e := range r.DiskFullErrors {
 		fmt.Fprintf(w, "  error while disk full:      %s\n", e)
 	}
+	if r.Aborted != "" {
+		fmt.Fprintf(w, "  ABORTED:                    %s\n", r.Aborted)
+	}
 	if len(r.Violations) == 0 {
 		fmt.Fprintln(w, "  invariants:                 all held")
 		return
@@ -132,7 +139,7 @@ func Run(ctx context.Context, tgt Target, opts Options) *Report {
 	opts.defaults()
 	r := &Report{Target: tgt.Name(), Seed: opts.Seed, Faults: map[FaultKind]int{}}
 	sched := rand.New(rand.NewSource(opts.Seed))
-	for cycle := 1; cycle <= opts.Cycles && ctx.Err() == nil; cycle++ {
+	for cycle := 1; cycle <= opts.Cycles && ctx.Err() == nil && r.Aborted == ""; cycle++ {
 		if runCycle(ctx, tgt, opts, r, cycle, sched) {
 			r.Cycles = cycle
 		}
@@ -232,7 +239,11 @@ func runCycle(ctx context.Context, tgt Target, opts Options, rep *Report, n int,
 		}
 		desc, err := tgt.Inject(ctx, p.kind, rand.New(rand.NewSource(p.seed)))
 		if err != nil {
-			c.fail("inject %s: %v", p.kind, err)
+			c.fail("inject %s (%s): %v", p.kind, desc, err)
+			if errors.Is(err, ErrShutdownHung) {
+				rep.Aborted = fmt.Sprintf("cycle %d (seed %d): %s: %v", n, opts.Seed, desc, err)
+				break
+			}
 			continue
 		}
 		rep.Faults[p.kind]++
@@ -250,8 +261,21 @@ func runCycle(ctx context.Context, tgt Target, opts Options, rep *Report, n int,
 	}
 
 	// Heal, then let the clients run a little on the healed cluster.
+	if rep.Aborted != "" {
+		stopClients()
+		cwg.Wait()
+		stopSamplers()
+		swg.Wait()
+		c.mu.Lock()
+		rep.Violations = append(rep.Violations, c.violation...)
+		c.mu.Unlock()
+		return false
+	}
 	if err := tgt.Heal(ctx); err != nil {
 		c.fail("heal: %v", err)
+		if errors.Is(err, ErrShutdownHung) {
+			rep.Aborted = fmt.Sprintf("cycle %d (seed %d): heal: %v", n, opts.Seed, err)
+		}
 	}
 	healed := time.Now()
 	c.mu.Lock()

@@ -67,21 +67,30 @@ func TestChaosInproc(t *testing.T) {
 	defer cancel()
 	rep := Run(ctx, tgt, Options{Seed: seed(t), Cycles: *cyclesFlag, Log: logWriter{t}})
 	closed := make(chan struct{})
-	go func() { tgt.Close(); close(closed) }()
+	if rep.Aborted == "" {
+		go func() { tgt.Close(); close(closed) }()
+	}
+	hung := false
 	select {
 	case <-closed:
 		if err := goleak.Find(ignore); err != nil {
 			rep.Violations = append(rep.Violations, fmt.Sprintf("goroutine leak after the cluster shut down: %v", err))
 		}
 	case <-time.After(60 * time.Second):
+		rep.Violations = append(rep.Violations, "Node.Shutdown hung for 60s when the campaign closed its cluster")
+		hung = true
+	case <-aborted(rep):
+		hung = true
+	}
+	if hung {
 		// A node whose Shutdown never returns: report it with the stacks
 		// and end the process, since the cleanups would hang on it too.
-		buf := make([]byte, 4<<20)
+		buf := make([]byte, 8<<20)
 		buf = buf[:runtime.Stack(buf, true)]
-		os.WriteFile(filepath.Join(os.TempDir(), fmt.Sprintf("chaos-shutdown-hang-%d.txt", rep.Seed)), buf, 0o600)
-		rep.Violations = append(rep.Violations, fmt.Sprintf("Node.Shutdown hung for 60s after the campaign (stacks in %s)",
-			filepath.Join(os.TempDir(), fmt.Sprintf("chaos-shutdown-hang-%d.txt", rep.Seed))))
+		path := filepath.Join(os.TempDir(), fmt.Sprintf("chaos-shutdown-hang-%d.txt", rep.Seed))
+		os.WriteFile(path, buf, 0o600)
 		rep.Print(os.Stdout)
+		fmt.Printf("goroutine stacks: %s\n", path)
 		removeOwnChains()
 		fmt.Printf("--- FAIL: TestChaosInproc: chaos campaign (seed %d): %d invariant(s) failed\n", rep.Seed, len(rep.Violations))
 		os.Exit(1)
@@ -90,6 +99,16 @@ func TestChaosInproc(t *testing.T) {
 	if rep.Failed() {
 		t.Errorf("chaos campaign (seed %d): %d invariant(s) failed", rep.Seed, len(rep.Violations))
 	}
+}
+
+// aborted returns a closed channel when the campaign aborted, else nil.
+func aborted(rep *Report) <-chan struct{} {
+	if rep.Aborted == "" {
+		return nil
+	}
+	ch := make(chan struct{})
+	close(ch)
+	return ch
 }
 
 // removeOwnChains removes the iptables chains of this process's swarmtest

@@ -2,14 +2,36 @@ package chaos
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/podswarm/swarm"
 	"github.com/podswarm/swarm/swarmtest"
 )
+
+// ErrShutdownHung means a node's Shutdown (or a restart, which starts with
+// one) did not return within 30 s: the campaign cannot go on with that
+// cluster, and reports it.
+var ErrShutdownHung = errors.New("chaos: Node.Shutdown did not return within 30s")
+
+// bounded runs f, giving up after 30 s (f keeps running).
+func bounded(f func()) error {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-time.After(30 * time.Second):
+		return ErrShutdownHung
+	}
+}
 
 // Inproc is a Target over an in-process swarmtest cluster: every node on
 // its own loopback address (iptables partitions), with a DataDir (restarts)
@@ -110,19 +132,23 @@ func (p *Inproc) Inject(ctx context.Context, kind FaultKind, rng *rand.Rand) (st
 		if p.partial || len(p.down) > 0 {
 			// Restart rejoins through a manager, which a partition or a
 			// crash may leave without quorum: crash instead, restart at heal.
-			p.c.Crash(i)
 			p.down[i] = true
-			return fmt.Sprintf("node %d crashed (restart deferred to the heal)", i), nil
+			p.mu.Unlock()
+			err := bounded(func() { p.c.Crash(i) })
+			p.mu.Lock()
+			return fmt.Sprintf("node %d crashed (restart deferred to the heal)", i), err
 		}
 		p.mu.Unlock()
-		p.c.Restart(i)
+		err := bounded(func() { p.c.Restart(i) })
 		p.mu.Lock()
-		return fmt.Sprintf("node %d restarted from its DataDir", i), nil
+		return fmt.Sprintf("node %d restarted from its DataDir", i), err
 	case FaultCrash:
 		i := rng.Intn(all)
-		p.c.Crash(i)
 		p.down[i] = true
-		return fmt.Sprintf("node %d crashed", i), nil
+		p.mu.Unlock()
+		err := bounded(func() { p.c.Crash(i) })
+		p.mu.Lock()
+		return fmt.Sprintf("node %d crashed", i), err
 	case FaultPartition:
 		perm := rng.Perm(all)
 		k := 1 + rng.Intn((all-1)/2)
@@ -171,7 +197,9 @@ func (p *Inproc) Heal(ctx context.Context) error {
 	p.partial = false
 	p.mu.Unlock()
 	for i := range down {
-		p.c.Restart(i)
+		if err := bounded(func() { p.c.Restart(i) }); err != nil {
+			return fmt.Errorf("restart node %d: %w", i, err)
+		}
 	}
 	return nil
 }
