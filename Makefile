@@ -13,7 +13,16 @@ export GOFLAGS := -tags=remote,exclude_graphdriver_btrfs,exclude_graphdriver_dev
 
 FUZZTIME ?= 10s
 
-.PHONY: setup test test-short demo bench bench-podman fuzz
+# The chaos campaign (internal/chaos): SEED= reproduces a schedule (0 picks
+# one and prints it), CYCLES= sets the fault/heal cycles per target,
+# CHAOS= picks the targets (Inproc, Swarmd or both; each runs in its own
+# test process, so a hung in-process node cannot stop the swarmd run). Needs root (iptables
+# on loopback, tmpfs mounts).
+SEED ?= 0
+CYCLES ?= 5
+CHAOS ?= Inproc Swarmd
+
+.PHONY: setup test test-short demo bench bench-podman fuzz chaos chaos-short
 
 # Podman, the rootless API socket of the podswarm user and the test image.
 setup:
@@ -55,3 +64,18 @@ fuzz:
 			go test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg; \
 		done; \
 	done
+
+# The chaos campaign against an in-process cluster and a cluster of swarmd
+# processes on 127.0.0.x; prints its figures, fails on a broken invariant.
+chaos:
+	go build -o .chaos-swarmd ./cmd/swarmd
+	@status=0; for t in $$(echo '$(CHAOS)' | tr '|' ' '); do \
+		go test -count=1 -timeout 0 -v -run "TestChaos$$t\$$" ./internal/chaos \
+			-args -chaos.seed=$(SEED) -chaos.cycles=$(CYCLES) -chaos.budget=0 -chaos.swarmd=$(CURDIR)/.chaos-swarmd \
+			| grep --line-buffered -v '^\s*$$'; [ $${PIPESTATUS[0]} -eq 0 ] || status=1; \
+	done; rm -f .chaos-swarmd; exit $$status
+
+# What CI runs (make test runs the same tests with the same defaults): 3
+# cycles per target, each target stops starting cycles after 70 s.
+chaos-short:
+	go test -count=1 -timeout 3m -run 'TestChaos' ./internal/chaos -args -chaos.cycles=3

@@ -124,3 +124,23 @@ func (c *Cluster) Heal() {
 		c.t.Fatalf("swarmtest: %v", err)
 	}
 }
+
+// PartitionOneWay drops every packet from the nodes in from to the nodes
+// in to, and nothing the other way: an asymmetric partition, as a
+// misconfigured firewall or a one-way link failure makes. It adds to the
+// current partition (Heal removes both).
+func (c *Cluster) PartitionOneWay(from, to []int) {
+	c.t.Helper()
+	if c.net == nil {
+		c.t.Fatalf("swarmtest: PartitionOneWay needs Options.Partitions")
+	}
+	for _, i := range from {
+		src, _, _ := net.SplitHostPort(c.Node(i).Addr())
+		for _, j := range to {
+			dst, _, _ := net.SplitHostPort(c.Node(j).Addr())
+			if err := iptables("-A", c.net.chain, "-s", src, "-d", dst, "-j", "DROP"); err != nil {
+				c.t.Fatalf("swarmtest: %v", err)
+			}
+		}
+	}
+}

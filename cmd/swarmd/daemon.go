@@ -17,6 +17,7 @@ type nodeFlags struct {
 	listen, advertise string
 	data, hostname    string
 	logLevel          string
+	controlSocket     string
 	labels            labelsFlag
 	rt                runtimeFlags
 }
@@ -30,7 +31,22 @@ func (f *nodeFlags) register(fs *flag.FlagSet, defaultListen, listenHelp string)
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: off, error, warn, info, debug or trace")
 	f.labels = labelsFlag{}
 	fs.Var(f.labels, "label", "engine label key=value (repeatable; engine.labels.KEY constraints)")
+	fs.StringVar(&f.controlSocket, "control-socket", "", "serve the operator control API (HTTP/JSON, see control.go) on this unix socket, mode 0600\n"+
+		"(default: none)")
 	f.rt.register(fs)
+}
+
+// control starts the control API of n when -control-socket is set; the
+// returned function stops it.
+func (f *nodeFlags) control(n *swarm.Node, rt swarm.Runtime) (func(), error) {
+	if f.controlSocket == "" {
+		return func() {}, nil
+	}
+	c, err := startControl(f.controlSocket, n, rt)
+	if err != nil {
+		return nil, err
+	}
+	return func() { c.Close() }, nil
 }
 
 // config builds the node's Config with production (LAN) timings. The
@@ -109,6 +125,11 @@ func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer closeRT()
 	n := swarm.NewNode(cfg)
+	stopControl, err := f.control(n, cfg.Runtime)
+	if err != nil {
+		return err
+	}
+	defer stopControl()
 	if err := n.Init(); err != nil {
 		return err
 	}
@@ -167,6 +188,11 @@ func runJoin(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	defer closeRT()
 	cfg.JoinToken = token
 	n := swarm.NewNode(cfg)
+	stopControl, err := f.control(n, cfg.Runtime)
+	if err != nil {
+		return err
+	}
+	defer stopControl()
 	if err := n.Join(addr); err != nil {
 		if errors.Is(err, swarm.ErrInvalidToken) {
 			return fmt.Errorf("%w (get a valid one from a manager: 'swarmd init' prints both)", err)
