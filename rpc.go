@@ -216,9 +216,17 @@ type leaveArgs struct {
 // On a follower it forwards to the leader, then waits until the local
 // state has caught up, so a read after a write sees the write. While there
 // is no leader it retries until ctx ends (or RPCTimeout, without a deadline).
+// Every attempt carries the same request ID, generated here once per call:
+// an attempt whose reply was lost after it committed is not applied again
+// by the retry, which returns the first outcome (dedupe.go).
 func (n *Node) apply(ctx context.Context, c *command) (uint64, error) {
 	if err := n.checkManager(); err != nil {
 		return 0, err
+	}
+	if c.ReqID == "" {
+		cc := *c
+		cc.ReqID = newRequestID()
+		c = &cc
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -282,7 +290,11 @@ func (n *Node) applyLocal(ctx context.Context, c *command) (uint64, error) {
 	if err := n.waitFuture(ctx, f); err != nil {
 		return 0, err
 	}
-	if resp, ok := f.Response().(error); ok && resp != nil {
+	switch resp := f.Response().(type) {
+	case *applyOutcome:
+		// A retry of a request ID that was applied before.
+		return resp.Index, resp.Err
+	case error:
 		return f.Index(), resp
 	}
 	return f.Index(), nil
