@@ -146,10 +146,11 @@ func (f *fsm) applyDeduped(c *command, index uint64) (*applyOutcome, error) {
 	if f.dedupe == nil {
 		f.dedupe = newDedupeTable()
 	}
+	// Forget what this command's time has aged out first: whether an ID
+	// is still known must depend on the log alone.
+	f.dedupe.evict(c.Time)
 	if e, ok := f.dedupe.lookup(c.ReqID); ok {
-		out := e.outcome()
-		f.dedupe.evict(c.Time)
-		return out, nil
+		return e.outcome(), nil
 	}
 	err := f.st.apply(c, index)
 	f.dedupe.record(c.ReqID, index, c.Time, err)

@@ -46,6 +46,9 @@ func (s *rpcServer) Call(req []byte, resp *[]byte) error {
 		if err == nil && out == nil {
 			out, err = n.dispatch(n.baseCtx, string(method), body)
 		}
+		if n.tr.faults.dropReply(string(method)) {
+			return errReplyDropped // served, but the reply is lost (faults.go)
+		}
 		if err != nil {
 			env.setErr(err)
 		} else if out != nil {
