@@ -115,7 +115,9 @@ func (n *Node) Events(ctx context.Context, since uint64) (<-chan Event, error) {
 	if since == 0 {
 		// "Now" is at least what the leader had applied: a lagging
 		// follower does not replay older changes as if they were new.
-		n.syncRead(ctx)
+		if err := n.readBarrier(ctx); err != nil {
+			return nil, err
+		}
 	}
 	f := n.fsm
 	sub, err := f.subscribe(since)

@@ -109,10 +109,7 @@ func (n *Node) dispatch(ctx context.Context, method string, body []byte) (any, e
 	case "status":
 		return serveArgs(body, noReply(func(a *statusArgs) error { return n.handleStatus(ctx, a) }))
 	case "readIndex":
-		if err := n.checkLeader(); err != nil {
-			return nil, err
-		}
-		return &applyReply{Index: n.fsm.appliedIndex()}, nil
+		return n.handleReadIndex(ctx)
 	case "leave":
 		return serveArgs(body, noReply(func(a *leaveArgs) error { return n.handleLeave(ctx, a) }))
 	case "dataKey":
@@ -316,42 +313,6 @@ func (n *Node) waitFuture(ctx context.Context, f raft.Future) error {
 		return fmt.Errorf("%w: %v", ErrNoLeader, ctx.Err())
 	case <-n.shutdownCh:
 		return ErrShutdown
-	}
-}
-
-// syncRead makes a follower's next read see every write the leader had
-// applied when syncRead was called (read-your-writes across managers): it
-// asks the leader for its applied index and waits to catch up. During an
-// election it waits for the new leader (up to RPCTimeout or ctx); if none
-// answers, the read is served from the local, possibly stale, state.
-func (n *Node) syncRead(ctx context.Context) {
-	r := n.raftNode()
-	if r == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.RPCTimeout)
-	defer cancel()
-	for attempt := 0; ; attempt++ {
-		if r.State() == raft.Leader {
-			// A new leader serves reads once its Barrier has applied every
-			// committed entry (the leader loops start after it).
-			if n.statusBatcherRef() != nil {
-				return
-			}
-		} else if addr, _ := r.LeaderWithID(); addr != "" {
-			var reply applyReply
-			if err := n.tr.call(ctx, string(addr), "readIndex", struct{}{}, &reply); err == nil {
-				n.waitApplied(ctx, reply.Index)
-				return
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-n.shutdownCh:
-			return
-		case <-time.After(min(10*time.Millisecond<<min(attempt, 4), 100*time.Millisecond)):
-		}
 	}
 }
 
