@@ -105,7 +105,7 @@ func (n *Node) linearRead(ctx context.Context) error {
 // after its barrier applied every entry of earlier terms (the leader
 // loops start after it).
 func (n *Node) leaderReadIndex() (uint64, error) {
-	ctx, cancel := context.WithTimeout(n.baseCtx, n.cfg.RPCTimeout)
+	ctx, cancel := context.WithTimeout(n.baseCtx, n.readRoundTimeout())
 	defer cancel()
 	r := n.raftNode()
 	if r == nil {
@@ -127,9 +127,20 @@ func (n *Node) leaderReadIndex() (uint64, error) {
 	return idx, nil
 }
 
+// readRoundTimeout bounds one confirmation round: twice the longest of
+// the Raft timeouts (a leader that cannot reach a majority steps down
+// within its lease; an election ends within about an election timeout),
+// at most RPCTimeout. A round that asked a leader lost in a partition
+// thus fails in time for a retry to find the new leader while the read's
+// own RPCTimeout runs.
+func (n *Node) readRoundTimeout() time.Duration {
+	d := 2 * max(n.cfg.HeartbeatTimeout, n.cfg.ElectionTimeout, n.cfg.LeaderLeaseTimeout)
+	return min(d, n.cfg.RPCTimeout)
+}
+
 // askReadIndex is one round on a follower: the leader's confirmed read index.
 func (n *Node) askReadIndex() (uint64, error) {
-	ctx, cancel := context.WithTimeout(n.baseCtx, n.cfg.RPCTimeout)
+	ctx, cancel := context.WithTimeout(n.baseCtx, n.readRoundTimeout())
 	defer cancel()
 	r := n.raftNode()
 	if r == nil {
