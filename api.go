@@ -170,10 +170,9 @@ func (n *Node) RemoveService(ctx context.Context, idOrName string) error {
 
 // Service returns one service by full ID, exact name or unique ID prefix.
 func (n *Node) Service(ctx context.Context, idOrName string) (Service, error) {
-	if err := n.checkManager(); err != nil {
+	if err := n.readBarrier(ctx); err != nil {
 		return Service{}, err
 	}
-	n.syncRead(ctx)
 	var (
 		svc *Service
 		err error
@@ -187,10 +186,9 @@ func (n *Node) Service(ctx context.Context, idOrName string) (Service, error) {
 
 // Services returns all services, sorted by name.
 func (n *Node) Services(ctx context.Context) ([]Service, error) {
-	if err := n.checkManager(); err != nil {
+	if err := n.readBarrier(ctx); err != nil {
 		return nil, err
 	}
-	n.syncRead(ctx)
 	var out []Service
 	n.fsm.read(func(s *state) {
 		for _, v := range s.services {
@@ -204,10 +202,9 @@ func (n *Node) Services(ctx context.Context) ([]Service, error) {
 // Tasks returns the tasks that match f, sorted by service name, slot (or
 // node) and creation, newest first within a slot.
 func (n *Node) Tasks(ctx context.Context, f TaskFilter) ([]Task, error) {
-	if err := n.checkManager(); err != nil {
+	if err := n.readBarrier(ctx); err != nil {
 		return nil, err
 	}
-	n.syncRead(ctx)
 	if f.DesiredState != "" && !f.DesiredState.Valid() {
 		return nil, invalidf("unknown desired state %q", f.DesiredState)
 	}
@@ -274,6 +271,9 @@ func (n *Node) WaitConverged(ctx context.Context, idOrName string) error {
 	if err != nil {
 		return err
 	}
+	// Convergence seen locally is confirmed by a linearizable read: a
+	// manager cut off from the leader does not report it from old state.
+	confirmed := false
 	for {
 		ch, _ := n.fsm.waitCh()
 		var done bool
@@ -285,9 +285,20 @@ func (n *Node) WaitConverged(ctx context.Context, idOrName string) error {
 			}
 			done = converged(s, cur)
 		})
-		if err != nil || done {
+		if err != nil {
 			return err
 		}
+		if done {
+			if confirmed {
+				return nil
+			}
+			if err := n.readBarrier(ctx); err != nil {
+				return err
+			}
+			confirmed = true
+			continue
+		}
+		confirmed = false
 		select {
 		case <-ch:
 		case <-ctx.Done():

@@ -55,6 +55,12 @@
 // [Node.Tasks], [Node.Nodes], [Node.WaitConverged] and so on) work on any
 // manager: a follower serves reads from its replica of the state and
 // forwards writes to the leader. They take a [context.Context] first.
+// Reads are linearizable: each sees every write acknowledged before it
+// began, on whichever manager, or fails with [ErrNoLeader] (within
+// Config.RPCTimeout) on a manager that cannot reach the leader's
+// majority; [WithStaleReads] opts into the local view instead. Writes are
+// exactly-once: a write retried after a lost reply or a leader change
+// returns the first outcome and is not applied twice.
 // [Node.Leave] leaves gracefully (the managers reschedule the node's tasks at
 // once); [Node.Shutdown] stops the node hard, as a crash would, and is
 // idempotent.

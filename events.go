@@ -117,12 +117,16 @@ func (n *Node) Events(ctx context.Context, since uint64) (<-chan Event, error) {
 	if since == 0 {
 		// "Now" is at least what the leader had applied: a lagging
 		// follower does not replay older changes as if they were new.
-		n.syncRead(ctx)
+		if err := n.readBarrier(ctx); err != nil {
+			return nil, err
+		}
 	}
 	f := n.fsm
 	if since > f.appliedIndex() {
 		// Perhaps only this manager lags; else the index was never written.
-		n.syncRead(ctx)
+		if err := n.readBarrier(ctx); err != nil {
+			return nil, err
+		}
 		if cur := f.appliedIndex(); since > cur {
 			return nil, invalidf("since %d is beyond the last applied index %d", since, cur)
 		}

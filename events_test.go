@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -220,10 +221,23 @@ func TestEventsTooOldIndex(t *testing.T) {
 	mu.Lock()
 	snaps := filepath.Join(dataDirs[host], "snapshots")
 	mu.Unlock()
+	// A snapshot that covers the service's creation: an earlier one (of
+	// the joins) would let the restart replay the create from the log.
+	web, err := leader.Service(ctx, "web")
+	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		ents, _ := os.ReadDir(snaps)
-		return len(ents) > 0
-	}, waitFor, 10*time.Millisecond, "no snapshot in %s", snaps)
+		for _, e := range ents {
+			// hashicorp/raft names snapshots term-index-millis.
+			parts := strings.Split(e.Name(), "-")
+			if len(parts) == 3 {
+				if i, err := strconv.ParseUint(parts[1], 10, 64); err == nil && i >= web.Version {
+					return true
+				}
+			}
+		}
+		return false
+	}, waitFor, 10*time.Millisecond, "no snapshot at or after index %d in %s", web.Version, snaps)
 
 	// Still held before the restart...
 	ok, err := fol.Events(ctx, first.Index-1)

@@ -619,10 +619,9 @@ func (n *Node) syncKeyFile(force bool) {
 
 // keysRecordFor reads the keys record and the DEK for an autolock change.
 func (n *Node) keysRecordFor(ctx context.Context) (*keysRecord, []byte, error) {
-	if err := n.checkManager(); err != nil {
+	if err := n.readBarrier(ctx); err != nil {
 		return nil, nil, err
 	}
-	n.syncRead(ctx)
 	if r := n.raftNode(); r != nil && r.State() == raft.Leader {
 		// A leader that just took over (or restarted) may not have
 		// applied the whole log yet: a stale record would hand out an

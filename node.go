@@ -52,6 +52,8 @@ type Node struct {
 	baseCtx    context.Context
 	baseCancel context.CancelFunc
 	wg         sync.WaitGroup
+	// reads batches the confirmations of linearizable reads (readindex.go).
+	reads readIndexers
 
 	// leader holds the leader-only loops while this node leads.
 	leaderMu     sync.Mutex

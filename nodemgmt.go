@@ -142,10 +142,9 @@ func (n *Node) RemoveNode(ctx context.Context, idOrName string, force bool) erro
 
 // Nodes returns the swarm's nodes, sorted by hostname then ID.
 func (n *Node) Nodes(ctx context.Context) ([]NodeInfo, error) {
-	if err := n.checkManager(); err != nil {
+	if err := n.readBarrier(ctx); err != nil {
 		return nil, err
 	}
-	n.syncRead(ctx)
 	v := n.raftView()
 	var out []NodeInfo
 	n.fsm.read(func(s *state) {
@@ -164,10 +163,9 @@ func (n *Node) Nodes(ctx context.Context) ([]NodeInfo, error) {
 
 // Node returns one node by full ID, exact hostname or unique ID prefix.
 func (n *Node) Node(ctx context.Context, idOrName string) (NodeInfo, error) {
-	if err := n.checkManager(); err != nil {
+	if err := n.readBarrier(ctx); err != nil {
 		return NodeInfo{}, err
 	}
-	n.syncRead(ctx)
 	v := n.raftView()
 	var (
 		out NodeInfo

@@ -300,6 +300,7 @@ func (n *Node) wipeRaftData() error {
 func (f *fsm) reset() {
 	f.mu.Lock()
 	f.st = newState()
+	f.dedupe = nil // rebuilt from the log with the state (dedupe.go)
 	close(f.changed)
 	f.changed = make(chan struct{})
 	f.mu.Unlock()

@@ -57,6 +57,9 @@ type command struct {
 	Keys   *keysRecord       `json:"k,omitempty"`
 	// Sec for the security commands (security.go).
 	Sec *securityCmd `json:"sc,omitempty"`
+	// ReqID is a client write's request ID (dedupe.go): a command whose
+	// ID was applied before returns the first outcome and changes nothing.
+	ReqID string `json:"rq,omitempty"`
 }
 
 // taskOpKind names a fine-grained task change. Changes are fine-grained so
@@ -134,6 +137,9 @@ type fsm struct {
 	// entry was applied (for the next leader's cluster clock, clock.go).
 	now       func() time.Time
 	appliedAt time.Time
+	// dedupe remembers the outcomes of client writes by request ID
+	// (dedupe.go); it is part of the snapshot.
+	dedupe *dedupeTable
 }
 
 func newFSM() *fsm { return &fsm{st: newState(), changed: make(chan struct{})} }
@@ -169,22 +175,28 @@ func (f *fsm) Apply(l *raft.Log) interface{} {
 	c, err := decodeCommand(l.Data)
 	f.mu.Lock()
 	f.st.index = l.Index
+	var dup *applyOutcome
 	if err == nil {
 		c.Time = f.st.monotonic(c.Time)
 		// A bug must not stop the node, nor every replica that replays
 		// the entry: it is refused like an invalid command.
-		if perr := catchPanic(nil, "apply "+string(c.Type), func() { err = f.st.apply(c, l.Index) }); perr != nil {
+		if perr := catchPanic(nil, "apply "+string(c.Type), func() { dup, err = f.applyDeduped(c, l.Index) }); perr != nil {
 			err = perr
 		}
 	}
 	if err == nil {
 		f.noteStamp(c.Time)
+	}
+	if err == nil && dup == nil {
 		f.recordEvents(c, l.Index)
 	}
 	close(f.changed)
 	f.changed = make(chan struct{})
 	cb := f.onApply
 	f.mu.Unlock()
+	if dup != nil {
+		return dup
+	}
 	if err == nil && cb != nil {
 		cb(c)
 	}
@@ -195,7 +207,11 @@ func (f *fsm) Apply(l *raft.Log) interface{} {
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return &fsmSnapshot{data: f.st.export()}, nil
+	d := f.st.export()
+	if f.dedupe != nil {
+		d.Dedupe = f.dedupe.export()
+	}
+	return &fsmSnapshot{data: d}, nil
 }
 
 // Restore implements raft.FSM.
@@ -212,6 +228,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	f.mu.Lock()
 	f.st = st
 	f.appliedAt = time.Time{}
+	f.dedupe = dedupeFrom(d.Dedupe)
 	close(f.changed)
 	f.changed = make(chan struct{})
 	f.mu.Unlock()

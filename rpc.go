@@ -52,6 +52,9 @@ func (s *rpcServer) Call(req []byte, resp *[]byte) error {
 		}); perr != nil {
 			err = perr
 		}
+		if n.tr.faults.dropReply(string(method)) {
+			return errReplyDropped // served, but the reply is lost (faults.go)
+		}
 		if err != nil {
 			env.setErr(err)
 		} else if out != nil {
@@ -113,10 +116,7 @@ func (n *Node) dispatch(ctx context.Context, method string, body []byte) (any, e
 	case "status":
 		return serveArgs(body, noReply(func(a *statusArgs) error { return n.handleStatus(ctx, a) }))
 	case "readIndex":
-		if err := n.checkLeader(); err != nil {
-			return nil, err
-		}
-		return &applyReply{Index: n.fsm.appliedIndex()}, nil
+		return n.handleReadIndex(ctx)
 	case "leave":
 		return serveArgs(body, noReply(func(a *leaveArgs) error { return n.handleLeave(ctx, a) }))
 	case "dataKey":
@@ -228,9 +228,17 @@ type leaveArgs struct {
 // On a follower it forwards to the leader, then waits until the local
 // state has caught up, so a read after a write sees the write. While there
 // is no leader it retries until ctx ends (or RPCTimeout, without a deadline).
+// Every attempt carries the same request ID, generated here once per call:
+// an attempt whose reply was lost after it committed is not applied again
+// by the retry, which returns the first outcome (dedupe.go).
 func (n *Node) apply(ctx context.Context, c *command) (uint64, error) {
 	if err := n.checkManager(); err != nil {
 		return 0, err
+	}
+	if c.ReqID == "" {
+		cc := *c
+		cc.ReqID = newRequestID()
+		c = &cc
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -294,7 +302,11 @@ func (n *Node) applyLocal(ctx context.Context, c *command) (uint64, error) {
 	if err := n.waitFuture(ctx, f); err != nil {
 		return 0, err
 	}
-	if resp, ok := f.Response().(error); ok && resp != nil {
+	switch resp := f.Response().(type) {
+	case *applyOutcome:
+		// A retry of a request ID that was applied before.
+		return resp.Index, resp.Err
+	case error:
 		return f.Index(), resp
 	}
 	return f.Index(), nil
@@ -313,42 +325,6 @@ func (n *Node) waitFuture(ctx context.Context, f raft.Future) error {
 		return fmt.Errorf("%w: %v", ErrNoLeader, ctx.Err())
 	case <-n.shutdownCh:
 		return ErrShutdown
-	}
-}
-
-// syncRead makes a follower's next read see every write the leader had
-// applied when syncRead was called (read-your-writes across managers): it
-// asks the leader for its applied index and waits to catch up. During an
-// election it waits for the new leader (up to RPCTimeout or ctx); if none
-// answers, the read is served from the local, possibly stale, state.
-func (n *Node) syncRead(ctx context.Context) {
-	r := n.raftNode()
-	if r == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.RPCTimeout)
-	defer cancel()
-	for attempt := 0; ; attempt++ {
-		if r.State() == raft.Leader {
-			// A new leader serves reads once its Barrier has applied every
-			// committed entry (the leader loops start after it).
-			if n.statusBatcherRef() != nil {
-				return
-			}
-		} else if addr, _ := r.LeaderWithID(); addr != "" {
-			var reply applyReply
-			if err := n.tr.call(ctx, string(addr), "readIndex", struct{}{}, &reply); err == nil {
-				n.waitApplied(ctx, reply.Index)
-				return
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-n.shutdownCh:
-			return
-		case <-time.After(min(10*time.Millisecond<<min(attempt, 4), 100*time.Millisecond)):
-		}
 	}
 }
 

@@ -449,10 +449,9 @@ func (n *Node) resolveFileRefs(ctx context.Context, spec *ServiceSpec) error {
 	if err := validateFileRefs(spec); err != nil {
 		return err
 	}
-	if err := n.checkManager(); err != nil {
+	if err := n.readBarrier(ctx); err != nil {
 		return err
 	}
-	n.syncRead(ctx)
 	var err error
 	n.fsm.read(func(s *state) { err = s.resolveFileRefs(spec) })
 	return err
@@ -488,10 +487,9 @@ func (n *Node) CreateSecret(ctx context.Context, spec SecretSpec) (Secret, error
 // Secret returns a secret (without its data) by full ID, exact name or
 // unique ID prefix.
 func (n *Node) Secret(ctx context.Context, idOrName string) (Secret, error) {
-	if err := n.checkManager(); err != nil {
+	if err := n.readBarrier(ctx); err != nil {
 		return Secret{}, err
 	}
-	n.syncRead(ctx)
 	var (
 		r   *secretRecord
 		err error
@@ -505,10 +503,9 @@ func (n *Node) Secret(ctx context.Context, idOrName string) (Secret, error) {
 
 // Secrets returns every secret (without data), sorted by name.
 func (n *Node) Secrets(ctx context.Context) ([]Secret, error) {
-	if err := n.checkManager(); err != nil {
+	if err := n.readBarrier(ctx); err != nil {
 		return nil, err
 	}
-	n.syncRead(ctx)
 	var out []Secret
 	n.fsm.read(func(s *state) {
 		for _, r := range s.secrets {
@@ -532,10 +529,9 @@ func (r *secretRecord) public() Secret {
 // the Version the caller read (0 skips the check); a stale one fails with
 // ErrVersionConflict.
 func (n *Node) UpdateSecret(ctx context.Context, idOrName string, version uint64, spec SecretSpec) error {
-	if err := n.checkManager(); err != nil {
+	if err := n.readBarrier(ctx); err != nil {
 		return err
 	}
-	n.syncRead(ctx)
 	var (
 		r   *secretRecord
 		err error
@@ -597,10 +593,9 @@ func (n *Node) CreateConfig(ctx context.Context, spec ConfigSpec) (ConfigObject,
 // Config returns a config, with its data, by full ID, exact name or unique
 // ID prefix.
 func (n *Node) Config(ctx context.Context, idOrName string) (ConfigObject, error) {
-	if err := n.checkManager(); err != nil {
+	if err := n.readBarrier(ctx); err != nil {
 		return ConfigObject{}, err
 	}
-	n.syncRead(ctx)
 	var (
 		c   *ConfigObject
 		err error
@@ -614,10 +609,9 @@ func (n *Node) Config(ctx context.Context, idOrName string) (ConfigObject, error
 
 // Configs returns every config, with data, sorted by name.
 func (n *Node) Configs(ctx context.Context) ([]ConfigObject, error) {
-	if err := n.checkManager(); err != nil {
+	if err := n.readBarrier(ctx); err != nil {
 		return nil, err
 	}
-	n.syncRead(ctx)
 	var out []ConfigObject
 	n.fsm.read(func(s *state) {
 		for _, c := range s.configs {

@@ -366,7 +366,9 @@ func (n *Node) RotateGossipKey(ctx context.Context) error {
 	}
 	n.sec.rotateMu.Lock()
 	defer n.sec.rotateMu.Unlock()
-	n.syncRead(ctx)
+	if err := n.readBarrier(ctx); err != nil {
+		return err
+	}
 	var cur [][]byte
 	n.fsm.read(func(s *state) {
 		if s.cluster != nil {

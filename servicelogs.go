@@ -45,10 +45,9 @@ type logFrame struct {
 // Follow) or when ctx ends. It runs on a manager; the task's node serves
 // the lines from its runtime, which must implement LogRuntime.
 func (n *Node) TaskLogs(ctx context.Context, taskID string, opts LogOptions, out chan<- LogMessage) error {
-	if err := n.checkManager(); err != nil {
+	if err := n.readBarrier(ctx); err != nil {
 		return err
 	}
-	n.syncRead(ctx)
 	var (
 		t    *Task
 		addr string

@@ -152,6 +152,8 @@ type snapshotData struct {
 	Secrets []*secretRecord `json:",omitempty"`
 	Configs []*ConfigObject `json:",omitempty"`
 	Keys    *keysRecord     `json:",omitempty"`
+	// Dedupe holds the request IDs' outcomes, oldest first (dedupe.go).
+	Dedupe []dedupeEntry `json:",omitempty"`
 }
 
 func (s *state) export() *snapshotData {

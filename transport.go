@@ -56,6 +56,9 @@ type transport struct {
 	clients map[string]*rpc.Client
 	// gen counts retireClients: a client dialled across one is not pooled.
 	gen uint64
+
+	// faults injects RPC faults, in tests only (faults.go).
+	faults faultHook
 }
 
 func newTransport(ln net.Listener, advertise string, log hclog.Logger) *transport {
@@ -347,6 +350,9 @@ func (t *transport) dropClient(addr string, c *rpc.Client) {
 // peer's handler returned comes back with its sentinel; a connection-level
 // failure drops the pooled client and wraps errUnreachable.
 func (t *transport) call(ctx context.Context, addr, method string, args, reply any) error {
+	if err := t.faults.beforeCall(ctx, addr, method); err != nil {
+		return err
+	}
 	body, err := json.Marshal(args)
 	if err != nil {
 		return err
