@@ -25,10 +25,25 @@ func (n *Node) CreateService(ctx context.Context, spec ServiceSpec) (Service, er
 	if spec.Mode.IsJob() {
 		svc.JobStatus = &JobStatus{JobIteration: 1}
 	}
-	if _, err := n.apply(ctx, &command{Type: cmdServiceCreate, Service: svc}); err != nil {
+	idx, err := n.apply(ctx, &command{Type: cmdServiceCreate, Service: svc})
+	if err != nil {
 		return Service{}, err
 	}
-	return n.Service(ctx, svc.ID)
+	svc.Version = idx
+	return readBackCreated(ctx, svc.ID, n.Service, *svc)
+}
+
+// readBackCreated reads back an object whose create has committed. A
+// concurrent remove may win the read-back; the create still happened, so
+// the caller gets the object as it was created (without the leader's
+// timestamps) rather than an ErrNotFound that would report a committed
+// write as failed.
+func readBackCreated[T any](ctx context.Context, id string, read func(context.Context, string) (T, error), created T) (T, error) {
+	v, err := read(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return created, nil
+	}
+	return v, err
 }
 
 // ScaleService sets the replica count of a replicated service (at most

@@ -478,10 +478,13 @@ func (n *Node) CreateSecret(ctx context.Context, spec SecretSpec) (Secret, error
 		return Secret{}, err
 	}
 	rec := &secretRecord{Secret: Secret{ID: id, Spec: SecretSpec{Name: spec.Name, Labels: copyMap(spec.Labels)}}, Sealed: sealed}
-	if _, err := n.apply(ctx, &command{Type: cmdSecretCreate, Secret: rec}); err != nil {
+	idx, err := n.apply(ctx, &command{Type: cmdSecretCreate, Secret: rec})
+	if err != nil {
 		return Secret{}, err
 	}
-	return n.Secret(ctx, id)
+	created := rec.Secret
+	created.Version = idx
+	return readBackCreated(ctx, id, n.Secret, created)
 }
 
 // Secret returns a secret (without its data) by full ID, exact name or
@@ -584,10 +587,13 @@ func (n *Node) CreateConfig(ctx context.Context, spec ConfigSpec) (ConfigObject,
 		return ConfigObject{}, err
 	}
 	c := &ConfigObject{ID: newID(), Spec: ConfigSpec{Name: spec.Name, Labels: copyMap(spec.Labels), Data: slices.Clone(spec.Data)}}
-	if _, err := n.apply(ctx, &command{Type: cmdConfigCreate, Config: c}); err != nil {
+	idx, err := n.apply(ctx, &command{Type: cmdConfigCreate, Config: c})
+	if err != nil {
 		return ConfigObject{}, err
 	}
-	return n.Config(ctx, c.ID)
+	created := *c
+	created.Version = idx
+	return readBackCreated(ctx, c.ID, n.Config, created)
 }
 
 // Config returns a config, with its data, by full ID, exact name or unique
