@@ -24,6 +24,10 @@ type agent struct {
 	mu         sync.Mutex
 	runners    map[string]*runner
 	containers map[string]string // task ID -> container of an ended task, kept as history
+	// assigned is the task set of the last assignments acted on (nil
+	// before the first): a runner that ends after its task left it must
+	// remove its container, since no later assignment will name the task.
+	assigned map[string]bool
 	pending    map[string]TaskStatus
 	flush      chan struct{}
 	// files holds the data of the secrets and configs the node's live
@@ -328,6 +332,7 @@ func (a *agent) assign(tasks []*Task) {
 			a.containers[t.ID] = ""
 		}
 	}
+	a.assigned = seen
 	for id := range a.containers {
 		if !seen[id] {
 			toRemove = append(toRemove, id)
@@ -365,7 +370,14 @@ func (a *agent) startRunnerLocked(t *Task, containerID string) {
 		a.mu.Lock()
 		delete(a.runners, t.ID)
 		if a.ctx.Err() == nil {
-			a.containers[t.ID] = r.containerID
+			if a.assigned == nil || a.assigned[t.ID] {
+				a.containers[t.ID] = r.containerID
+			} else {
+				// The task was removed while it ran (its service removed,
+				// say): keeping the container as history would leave it
+				// for good, since the sweep spares history.
+				a.doomLocked(r.containerID, 0)
+			}
 		}
 		a.pruneFilesLocked()
 		a.mu.Unlock()

@@ -73,7 +73,12 @@ func TestChaosInproc(t *testing.T) {
 	hung := false
 	select {
 	case <-closed:
-		if err := goleak.Find(ignore); err != nil {
+		// hashicorp/raft never answers the future of an entry that was
+		// committed but not yet applied when Raft shut down (Apply futures
+		// have no shutdown channel: hashicorp/raft#498). Node.waitFuture
+		// returns to its caller on shutdown, but the goroutine it parks on
+		// such a future stays; nothing else may.
+		if err := goleak.Find(ignore, goleak.IgnoreTopFunction("github.com/hashicorp/raft.(*deferError).Error")); err != nil {
 			rep.Violations = append(rep.Violations, fmt.Sprintf("goroutine leak after the cluster shut down: %v", err))
 		}
 	case <-time.After(60 * time.Second):
