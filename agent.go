@@ -28,8 +28,8 @@ type agent struct {
 	// before the first): a runner that ends after its task left it must
 	// remove its container, since no later assignment will name the task.
 	assigned map[string]bool
-	pending    map[string]TaskStatus
-	flush      chan struct{}
+	pending  map[string]TaskStatus
+	flush    chan struct{}
 	// files holds the data of the secrets and configs the node's live
 	// tasks use, in memory only (secrets.go).
 	files agentFiles
