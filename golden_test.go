@@ -434,3 +434,27 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 func sortedNodeIDs(s *state) []string { return sortedKeys(s.nodes) }
+
+// A refusal's message is replicated (the dedupe table, hence snapshots), so
+// it must be the same on every manager: a command with several bad labels
+// is refused for the same one whatever the map iteration order.
+func TestApplyRefusalIsDeterministic(t *testing.T) {
+	labels := map[string]string{}
+	for _, k := range []string{"b key", "a key", "c key", "d\tkey", "e key", "f key"} {
+		labels[k] = "v"
+	}
+	var first string
+	for i := 0; i < 30; i++ {
+		f := newFSM()
+		require.NoError(t, applyCmd(t, f, 1, &command{Type: cmdNodeUpsert, Time: goldenAt(1), Node: &NodeInfo{ID: gWorker1, Hostname: "worker-1"}}))
+		err := applyCmd(t, f, 2, &command{Type: cmdNodeSpec, Time: goldenAt(2), ID: gWorker1, ReqID: "r1", Node: &NodeInfo{Labels: labels}})
+		require.ErrorIs(t, err, ErrInvalidSpec)
+		es := f.dedupe.export()
+		require.Len(t, es, 1)
+		if i == 0 {
+			first = es[0].ErrMsg
+			require.Contains(t, first, `"a key"`)
+		}
+		require.Equal(t, first, es[0].ErrMsg)
+	}
+}
