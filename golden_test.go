@@ -268,8 +268,8 @@ func TestGoldenCommands(t *testing.T) {
 	for op := opCreate; op <= opDelete; op++ {
 		require.True(t, ops[op], "no golden entry of task op %d", op)
 	}
-	init := &command{Type: cmdClusterInit, Time: goldenAt(1), Cluster: &clusterRecord{ID: gClusterID}}
-	enc, err := encodeCommand(init)
+	ci := &command{Type: cmdClusterInit, Time: goldenAt(1), Cluster: &clusterRecord{ID: gClusterID}}
+	enc, err := encodeCommand(ci)
 	require.NoError(t, err)
 	require.Equal(t, "\x01"+`{"t":"cluster-init","tm":"2026-01-02T03:04:10Z","c":{"ID":"5qz8f0c2hj7n1m4k9x3w6v2bt","CreatedAt":"0001-01-01T00:00:00Z","WorkerSecret":"","ManagerSecret":"","Digest":""}}`, string(enc))
 }
