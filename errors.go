@@ -68,3 +68,86 @@ func notFoundf(kind, ref string) error { return fmt.Errorf("%w: %s %q", ErrNotFo
 func ambiguousf(kind, ref string) error {
 	return fmt.Errorf("%w: %s %q matches more than one %s", ErrAmbiguous, kind, ref, kind)
 }
+
+// Wire codes of the sentinel errors.
+//
+// An error crosses the network in an RPC reply ([rpcEnvelope]) and reaches
+// the disk as a remembered outcome in the replicated dedupe table
+// ([dedupeEntry], part of every snapshot) as its message and the code of
+// the sentinel it wraps, so that errors.Is works on the other side and
+// after a restore. Each sentinel's code is written here, once, and is part
+// of the wire and disk formats:
+//
+//   - never change a code, never reuse one, and keep a line even if its
+//     variable goes away (old peers and old snapshots still carry it);
+//   - give a new sentinel the next free code at the end of the table;
+//   - a code this table does not know (a newer peer's) decodes to an error
+//     with the peer's message and no sentinel.
+//
+// TestErrorCodesArePinned holds a copy of the table and fails when an
+// exported Err* variable of the package has no code, so renaming or moving
+// a variable cannot change what is sent. Codes 1-18 are the ones nodes sent
+// before this table existed (then an index into a list that init functions
+// of several files appended to, in file-name order), so those nodes and
+// their snapshots decode the same.
+var errorCodes = []struct {
+	code int
+	err  error
+}{
+	{1, ErrNotFound},
+	{2, ErrNameConflict},
+	{3, ErrAmbiguous},
+	{4, ErrNotManager},
+	{5, ErrNoLeader},
+	{6, ErrInvalidSpec},
+	{7, ErrShutdown},
+	{8, ErrInvalidToken},
+	{9, ErrNotInSwarm},
+	{10, ErrAlreadyInSwarm},
+	{11, ErrLastManager},
+	{12, ErrVersionConflict},
+	{13, ErrNodeNotDown},
+	{14, ErrQuorumLoss},
+	{15, ErrInUse},
+	{16, ErrLocked},
+	{17, ErrInvalidUnlockKey},
+	{18, ErrPermissionDenied},
+	{19, ErrEventsTruncated},
+}
+
+const (
+	// errCodeNone is no error (the zero value, omitted from the JSON).
+	errCodeNone = 0
+	// errCodeOther is an error that wraps none of the sentinels.
+	errCodeOther = -1
+)
+
+// errorCode returns the code of the first sentinel of errorCodes, in table
+// order, that err wraps; errCodeOther if none; errCodeNone for nil.
+func errorCode(err error) int {
+	if err == nil {
+		return errCodeNone
+	}
+	for _, e := range errorCodes {
+		if errors.Is(err, e.err) {
+			return e.code
+		}
+	}
+	return errCodeOther
+}
+
+// errorFromCode rebuilds an error from its message and code: nil for
+// errCodeNone, an error wrapping the code's sentinel, or, for
+// errCodeOther and codes this node does not know, one with the message
+// alone.
+func errorFromCode(code int, msg string) error {
+	if code == errCodeNone {
+		return nil
+	}
+	for _, e := range errorCodes {
+		if e.code == code {
+			return &remoteError{msg: msg, sentinel: e.err}
+		}
+	}
+	return &remoteError{msg: msg}
+}

@@ -28,12 +28,6 @@ var (
 	ErrQuorumLoss = errors.New("swarm: the change would leave the managers without a quorum")
 )
 
-func init() {
-	// Carry the new sentinels across RPC like the others (appended, so
-	// the wire indexes of the existing ones stay put).
-	sentinels = append(sentinels, ErrNodeNotDown, ErrQuorumLoss)
-}
-
 // cmdNodeSpec sets the manager-set attributes of a node: the non-empty
 // fields of Node (Availability, Labels when non-nil, Role), under the
 // command's Version check. Demoting the last manager fails in the FSM

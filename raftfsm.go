@@ -11,6 +11,24 @@ import (
 	"github.com/hashicorp/raft"
 )
 
+// Wire and disk format stability. What this file encodes lives on in
+// every manager's Raft log (raft-boltdb) and travels between nodes of
+// different versions during a rolling upgrade; snapshots ([snapshotFormat])
+// and the error codes of [errorCodes] live as long. So:
+//
+//   - the JSON names of command, taskOp and every type they carry (Go
+//     field names where there is no tag) and the cmdType strings are
+//     fixed once released: never rename or reuse one;
+//   - adding an optional field (omitempty) or a command type is
+//     compatible; anything an old entry would decode differently is not:
+//     bump commandVersion and keep decoding the old version;
+//   - the golden fixtures in testdata/golden (TestGoldenCommands,
+//     TestGoldenReplay) pin the encoding, an old log and old snapshots.
+//     `go test -run TestGolden -update .` rewrites the fixtures the current
+//     code produces; a diff in a fixture that is not a pure addition is a
+//     format change, and the old file is then kept (renamed) so that it
+//     is still decoded. snapshot-format0.json is never rewritten.
+
 // cmdType names a replicated command.
 type cmdType string
 
@@ -28,7 +46,7 @@ const (
 )
 
 // commandVersion is the first byte of every log entry; bump it when the
-// encoding changes incompatibly.
+// encoding changes incompatibly (see the rule above).
 const commandVersion byte = 1
 
 // command is one replicated change. The leader stamps Time (and generates

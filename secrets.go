@@ -26,12 +26,6 @@ import (
 // secret or config referenced by services); the message names them.
 var ErrInUse = errors.New("swarm: object is in use")
 
-func init() {
-	// Carried across RPC like the other sentinels (appended, so the wire
-	// indexes of the existing ones stay put).
-	sentinels = append(sentinels, ErrInUse, ErrLocked, ErrInvalidUnlockKey)
-}
-
 // Size limits, Swarm's.
 const (
 	// MaxSecretSize is the largest secret, 500 KiB.

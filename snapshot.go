@@ -15,7 +15,11 @@ import (
 // shallowly; Restore hands every task of a spec the same one).
 
 // snapshotFormat is the current snapshot encoding: 0 (no Format field) is
-// the first, where every task carried its spec; 2 stores specs once.
+// the first, where every task carried its spec; 2 stores specs once. Bump
+// it when a snapshot of the new code would be read wrongly by the old
+// decoding, keep reading every earlier format (readSnapshot), and keep a
+// golden file of each in testdata/golden: the stability rule is at the top
+// of raftfsm.go ([commandVersion]).
 const snapshotFormat = 2
 
 // snapshotFile is a snapshot as written: snapshotData with the tasks'

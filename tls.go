@@ -41,12 +41,6 @@ const (
 	minCertExpiry = time.Second
 )
 
-func init() {
-	// Carried across RPC like the other sentinels (appended: the wire
-	// indexes of the existing ones stay put).
-	sentinels = append(sentinels, ErrPermissionDenied)
-}
-
 func roleOU(r Role) string {
 	if r == RoleManager {
 		return certOUManager

@@ -467,7 +467,8 @@ func (a advertisedAddr) Network() string { return "tcp" }
 func (a advertisedAddr) String() string  { return string(a) }
 
 // remoteError carries a sentinel across RPC: the message as the peer
-// wrote it, and the sentinel it wrapped.
+// wrote it, and the sentinel it wrapped (nil when it wrapped none, or one
+// this node does not know; see [errorCodes]).
 type remoteError struct {
 	msg      string
 	sentinel error
@@ -476,35 +477,17 @@ type remoteError struct {
 func (e *remoteError) Error() string { return e.msg }
 func (e *remoteError) Unwrap() error { return e.sentinel }
 
-var sentinels = []error{ErrNotFound, ErrNameConflict, ErrAmbiguous, ErrNotManager, ErrNoLeader,
-	ErrInvalidSpec, ErrShutdown, ErrInvalidToken, ErrNotInSwarm, ErrAlreadyInSwarm,
-	ErrLastManager, ErrVersionConflict}
-
 // rpcEnvelope is every RPC reply: the handler's result, or its error with
 // the sentinel it wrapped so that errors.Is works across the trip.
 type rpcEnvelope struct {
 	ErrMsg  string          `json:"e,omitempty"`
-	ErrKind int             `json:"k,omitempty"` // index+1 into sentinels; -1 = none of them
+	ErrKind int             `json:"k,omitempty"` // the sentinel's code in errorCodes; -1 = none of them
 	Body    json.RawMessage `json:"b,omitempty"`
 }
 
 func (r *rpcEnvelope) setErr(err error) {
 	r.ErrMsg = err.Error()
-	r.ErrKind = -1
-	for i, s := range sentinels {
-		if errors.Is(err, s) {
-			r.ErrKind = i + 1
-			break
-		}
-	}
+	r.ErrKind = errorCode(err)
 }
 
-func (r *rpcEnvelope) err() error {
-	switch {
-	case r.ErrKind == 0:
-		return nil
-	case r.ErrKind > 0 && r.ErrKind <= len(sentinels):
-		return &remoteError{msg: r.ErrMsg, sentinel: sentinels[r.ErrKind-1]}
-	}
-	return errors.New(r.ErrMsg)
-}
+func (r *rpcEnvelope) err() error { return errorFromCode(r.ErrKind, r.ErrMsg) }

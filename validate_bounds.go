@@ -3,8 +3,10 @@ package swarm
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -174,7 +176,10 @@ func validateLabels(what string, labels map[string]string) error {
 		return invalidf("%s: %d labels, more than the limit of %d", what, len(labels), MaxLabels)
 	}
 	total := 0
-	for k, v := range labels {
+	// In key order: the message of a refusal inside Apply is replicated
+	// (the dedupe table), so it must not depend on map iteration order.
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		v := labels[k]
 		switch {
 		case k == "":
 			return invalidf("%s: empty label key", what)
