@@ -4,7 +4,7 @@ package podman_test
 // whose nodes all share one *podman.Runtime (one API socket), running
 // real containers of localhost/podswarm/busybox:latest (scripts/setup.sh
 // builds it). They skip without Podman (and with -short) unless
-// SWARM_REQUIRE_PODMAN=1, see podmanRuntime in runtime_podman_test.go.
+// SWARM_REQUIRE_PODMAN=1, see podmanRuntime in runtime_test.go.
 
 import (
 	"context"
