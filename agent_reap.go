@@ -176,9 +176,15 @@ func (a *agent) sweep() {
 	}
 }
 
-// stagePruner is a Runtime that stages files on the host for its
-// containers and can remove what it staged for a node ([PodmanRuntime]).
-type stagePruner interface {
+// StagePruner is implemented by runtimes that stage files on the host for
+// their containers (the Podman runtime stages secrets and configs on a
+// tmpfs) and can remove what they staged for a node. It is optional: the
+// agent type-asserts its Runtime and, before it creates anything, removes
+// what a previous life of the node left (a crash between a create and its
+// start leaves secrets staged).
+type StagePruner interface {
+	// PruneStaged removes every file staged for the containers of node
+	// nodeID; the agent calls it before it creates anything.
 	PruneStaged(nodeID string) error
 }
 
@@ -186,7 +192,7 @@ type stagePruner interface {
 // life (a crash between a create and its start leaves secrets on a
 // tmpfs). It runs before the agent creates anything.
 func (a *agent) pruneStaged() {
-	if p, ok := a.rt.(stagePruner); ok {
+	if p, ok := a.rt.(StagePruner); ok {
 		if err := p.PruneStaged(a.nodeID); err != nil {
 			a.n.log.Warn("removing staged secrets and configs failed", "error", err)
 		}

@@ -9,6 +9,11 @@
 // (moby/swarmkit), with faster failure detection: a crashed node's tasks
 // run elsewhere after about a second, not Swarm's twenty.
 //
+// The package builds with plain go build: no build tags, no cgo headers
+// and no container-engine dependency. Real containers come from the
+// separate package github.com/podswarm/swarm/podman, which does need build
+// tags (its documentation lists them).
+//
 // # Object model
 //
 // A swarm is made of nodes ([NodeInfo]). Managers ([RoleManager]) are the
@@ -93,10 +98,14 @@
 //
 // [Runtime] is the only way tasks touch the host. [NewInmemRuntime] returns
 // a runtime of simulated containers with knobs for start delays, exit codes
-// and crashes, for tests and benchmarks. The Podman runtime talks to a
-// Podman API socket (`podman system service`), rootless when that service
-// runs as an unprivileged user. Several nodes may share one runtime: every
-// container carries labels that tie it to its node, service and task.
+// and crashes, for tests and benchmarks. The Runtime of package
+// github.com/podswarm/swarm/podman (podman.NewRuntime) talks to a Podman
+// API socket (`podman system service`), rootless when that service runs as
+// an unprivileged user. Several nodes may share one runtime: every
+// container carries labels that tie it to its node, service and task. A
+// runtime may also implement the optional [LogRuntime] (for
+// [Node.ServiceLogs] and [Node.TaskLogs]) and [StagePruner] (files it
+// staged on the host for a node's containers).
 //
 // # Errors
 //

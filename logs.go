@@ -33,7 +33,7 @@ type LogLine struct {
 }
 
 // LogRuntime is implemented by runtimes that keep their containers' output
-// (PodmanRuntime does). It is optional: callers type-assert a Runtime.
+// (the Runtime of package github.com/podswarm/swarm/podman does). It is optional: callers type-assert a Runtime.
 type LogRuntime interface {
 	// Logs sends the container's log lines to out, in order, and returns
 	// when they are all sent, when the container exits (with Follow) or when

@@ -8,7 +8,8 @@ import (
 
 // Runtime is the only way tasks touch the host: the agent of every node turns
 // its assigned tasks into containers through it. NewInmemRuntime simulates
-// containers for tests and benchmarks; NewPodmanRuntime runs real ones.
+// containers for tests and benchmarks; the Runtime of package
+// github.com/podswarm/swarm/podman runs real ones on Podman.
 //
 // Several nodes may share one Runtime (several in-process nodes on one Podman
 // socket): every container carries the podswarm labels (LabelNodeID and
@@ -80,7 +81,7 @@ type ContainerConfig struct {
 	// Secrets and Configs are the files of the task's secrets and configs
 	// (Spec.Secrets and Spec.Configs with their data), to appear read-only
 	// at their Path. A runtime must keep secret data off persistent disks
-	// (PodmanRuntime stages it on a tmpfs) and fail Create rather than
+	// (the Podman runtime stages it on a tmpfs) and fail Create rather than
 	// drop one.
 	Secrets, Configs []ContainerFile
 }

@@ -13,7 +13,7 @@ import (
 )
 
 // portLister is a runtime that tells which host ports a container's
-// published ports got (PodmanRuntime does).
+// published ports got ([podman.Runtime] does).
 type portLister interface {
 	PublishedPorts(ctx context.Context, id string) ([]swarm.PortConfig, error)
 }

@@ -1,4 +1,4 @@
-package swarm_test
+package podman_test
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package swarm
+package podman
 
 import (
 	"context"
@@ -81,7 +81,7 @@ func (h *healthWatch) end() {
 
 // watchHealth returns the container's health watch, starting its driver if
 // none runs (after a Close, the watch is ended at once).
-func (r *PodmanRuntime) watchHealth(id string, hc *manifest.Schema2HealthConfig, cur define.HealthCheckResults) *healthWatch {
+func (r *Runtime) watchHealth(id string, hc *manifest.Schema2HealthConfig, cur define.HealthCheckResults) *healthWatch {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if h, ok := r.health[id]; ok && !h.snapshot().ended {
@@ -105,7 +105,7 @@ func (r *PodmanRuntime) watchHealth(id string, hc *manifest.Schema2HealthConfig,
 }
 
 // dropHealth stops the driver of a container (by ID, name or ID prefix).
-func (r *PodmanRuntime) dropHealth(id string) {
+func (r *Runtime) dropHealth(id string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for key, h := range r.health {
@@ -124,7 +124,7 @@ func (r *PodmanRuntime) dropHealth(id string) {
 // health log and only watches, so checks do not run twice as often. A check
 // that outlives its timeout plus a grace period (Podman 4.3 waits for a hung
 // check forever) counts as failed by the driver itself.
-func (r *PodmanRuntime) driveHealth(ctx context.Context, id string, hc *manifest.Schema2HealthConfig, h *healthWatch) {
+func (r *Runtime) driveHealth(ctx context.Context, id string, hc *manifest.Schema2HealthConfig, h *healthWatch) {
 	defer r.wg.Done()
 	defer h.end()
 	defer func() {

@@ -1,4 +1,4 @@
-package swarm
+package podman
 
 import (
 	"errors"
@@ -18,6 +18,8 @@ import (
 	"github.com/containers/image/v5/manifest"
 	"github.com/containers/podman/v4/pkg/specgen"
 	spec "github.com/opencontainers/runtime-spec/specs-go"
+
+	swarm "github.com/podswarm/swarm"
 )
 
 // defaultStopGrace is Swarm's stop grace period.
@@ -30,7 +32,7 @@ const minMemoryLimit = 6 << 20
 // Podman otherwise raises nofile and nproc to values that fail on hosts with
 // lower hard limits, and containers.conf's default_ulimits is not applied to
 // containers created through the API by Podman 4.3.
-var defaultRlimits = []Ulimit{
+var defaultRlimits = []swarm.Ulimit{
 	{Name: "nofile", Soft: 1024, Hard: 1024},
 	{Name: "nproc", Soft: 4096, Hard: 4096},
 }
@@ -47,7 +49,7 @@ var rlimitNames = map[string]bool{
 // error wrapping ErrInvalidSpec that names it; the fields that concern the
 // orchestrator (Mode, Placement, Reservations, RestartPolicy, ForceUpdate,
 // the service's own Labels) are not the runtime's.
-func podmanSpec(c ContainerConfig, h podmanHost) (*specgen.SpecGenerator, error) {
+func podmanSpec(c swarm.ContainerConfig, h podmanHost) (*specgen.SpecGenerator, error) {
 	sp := c.Spec
 	if sp.Image == "" {
 		return nil, invalidf("image is required")
@@ -61,18 +63,18 @@ func podmanSpec(c ContainerConfig, h podmanHost) (*specgen.SpecGenerator, error)
 	}
 	// The labels List and a restarted agent rely on, whatever the caller set.
 	for k, v := range map[string]string{
-		LabelNodeID: c.NodeID, LabelServiceID: c.ServiceID, LabelServiceName: c.ServiceName,
-		LabelTaskID: c.TaskID,
+		swarm.LabelNodeID: c.NodeID, swarm.LabelServiceID: c.ServiceID, swarm.LabelServiceName: c.ServiceName,
+		swarm.LabelTaskID: c.TaskID,
 	} {
 		if _, ok := s.Labels[k]; !ok && v != "" {
 			s.Labels[k] = v
 		}
 	}
-	if _, ok := s.Labels[LabelTaskSlot]; !ok && c.Slot != 0 {
-		s.Labels[LabelTaskSlot] = fmt.Sprint(c.Slot)
+	if _, ok := s.Labels[swarm.LabelTaskSlot]; !ok && c.Slot != 0 {
+		s.Labels[swarm.LabelTaskSlot] = fmt.Sprint(c.Slot)
 	}
-	if _, ok := s.Labels[LabelManagedBy]; !ok {
-		s.Labels[LabelManagedBy] = "true"
+	if _, ok := s.Labels[swarm.LabelManagedBy]; !ok {
+		s.Labels[swarm.LabelManagedBy] = "true"
 	}
 
 	if len(sp.Command) > 0 {
@@ -147,7 +149,7 @@ func podmanSpec(c ContainerConfig, h podmanHost) (*specgen.SpecGenerator, error)
 }
 
 // podmanMounts adds bind mounts and tmpfs (spec mounts) and volumes.
-func podmanMounts(s *specgen.SpecGenerator, mounts []Mount, h podmanHost) error {
+func podmanMounts(s *specgen.SpecGenerator, mounts []swarm.Mount, h podmanHost) error {
 	targets := map[string]int{}
 	for i, m := range mounts {
 		name := fmt.Sprintf("mounts[%d] (%s %s)", i, m.Type, m.Target)
@@ -159,7 +161,7 @@ func podmanMounts(s *specgen.SpecGenerator, mounts []Mount, h podmanHost) error 
 			return invalidf("%s: target is also the target of mounts[%d]", name, j)
 		}
 		targets[tgt] = i
-		if m.Type != MountTmpfs && m.TmpfsSizeBytes != 0 {
+		if m.Type != swarm.MountTmpfs && m.TmpfsSizeBytes != 0 {
 			return invalidf("%s: tmpfs size is only for tmpfs mounts", name)
 		}
 		rw := "rw"
@@ -167,7 +169,7 @@ func podmanMounts(s *specgen.SpecGenerator, mounts []Mount, h podmanHost) error 
 			rw = "ro"
 		}
 		switch m.Type {
-		case MountBind:
+		case swarm.MountBind:
 			if !filepath.IsAbs(m.Source) {
 				return invalidf("%s: bind source %q must be an absolute host path", name, m.Source)
 			}
@@ -182,13 +184,13 @@ func podmanMounts(s *specgen.SpecGenerator, mounts []Mount, h podmanHost) error 
 				Type: "bind", Source: m.Source, Destination: tgt,
 				Options: []string{"rbind", rw},
 			})
-		case MountVolume:
+		case swarm.MountVolume:
 			if strings.ContainsRune(m.Source, '/') {
 				return invalidf("%s: volume name %q must not contain '/' (use a bind mount for host paths)", name, m.Source)
 			}
 			// An empty name is an anonymous volume, removed with the container.
 			s.Volumes = append(s.Volumes, &specgen.NamedVolume{Name: m.Source, Dest: tgt, Options: []string{rw}})
-		case MountTmpfs:
+		case swarm.MountTmpfs:
 			if m.Source != "" {
 				return invalidf("%s: a tmpfs mount has no source (got %q)", name, m.Source)
 			}
@@ -210,7 +212,7 @@ func podmanMounts(s *specgen.SpecGenerator, mounts []Mount, h podmanHost) error 
 // podmanResources sets CPU, memory and pids limits, or says why this host
 // cannot: a rootless Podman on cgroup v1 ignores every cgroup limit, and on
 // cgroup v2 it needs the controller delegated to the user.
-func podmanResources(s *specgen.SpecGenerator, sp ServiceSpec, h podmanHost) error {
+func podmanResources(s *specgen.SpecGenerator, sp swarm.ServiceSpec, h podmanHost) error {
 	lim := sp.Resources.Limits
 	switch {
 	case lim.NanoCPUs < 0:
@@ -272,7 +274,7 @@ func podmanResources(s *specgen.SpecGenerator, sp ServiceSpec, h podmanHost) err
 // podmanRlimits translates ulimits (-1 is unlimited; Podman wants the name
 // without "RLIMIT_") and adds the defaults
 // for nofile and nproc.
-func podmanRlimits(ulimits []Ulimit) ([]spec.POSIXRlimit, error) {
+func podmanRlimits(ulimits []swarm.Ulimit) ([]spec.POSIXRlimit, error) {
 	seen := map[string]bool{}
 	var out []spec.POSIXRlimit
 	conv := func(v int64) uint64 {
@@ -318,7 +320,7 @@ func podmanCaps(field string, caps []string) ([]string, error) {
 
 // podmanHealth translates a healthcheck, with Docker's defaults for zero
 // values. ["NONE"] disables the image's healthcheck.
-func podmanHealth(hc *Healthcheck) (*manifest.Schema2HealthConfig, error) {
+func podmanHealth(hc *swarm.Healthcheck) (*manifest.Schema2HealthConfig, error) {
 	if hc == nil {
 		return nil, nil
 	}
@@ -369,12 +371,12 @@ func podmanHealth(hc *Healthcheck) (*manifest.Schema2HealthConfig, error) {
 
 // podmanPorts publishes host-mode ports. The routing mesh (ingress mode,
 // Swarm's default) is not there yet, so it is refused rather than dropped.
-func podmanPorts(ports []PortConfig) ([]nettypes.PortMapping, error) {
+func podmanPorts(ports []swarm.PortConfig) ([]nettypes.PortMapping, error) {
 	var out []nettypes.PortMapping
 	for i, p := range ports {
 		switch p.PublishMode {
-		case PublishHost:
-		case PublishIngress, "":
+		case swarm.PublishHost:
+		case swarm.PublishIngress, "":
 			return nil, invalidf("ports[%d] (%d): publish mode ingress (the routing mesh, Swarm's default) is not supported yet; use publish mode host", i, p.TargetPort)
 		default:
 			return nil, invalidf("ports[%d]: unknown publish mode %q", i, p.PublishMode)

@@ -1,10 +1,10 @@
-package swarm_test
+package podman_test
 
 // Cluster-level tests against the real rootless Podman: in-process swarms
-// whose nodes all share one *swarm.PodmanRuntime (one API socket), running
+// whose nodes all share one *podman.Runtime (one API socket), running
 // real containers of localhost/podswarm/busybox:latest (scripts/setup.sh
 // builds it). They skip without Podman (and with -short) unless
-// SWARM_REQUIRE_PODMAN=1, see podmanRuntime in runtime_podman_test.go.
+// SWARM_REQUIRE_PODMAN=1, see podmanRuntime in runtime_test.go.
 
 import (
 	"context"
@@ -25,6 +25,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	swarm "github.com/podswarm/swarm"
+	"github.com/podswarm/swarm/podman"
 	"github.com/podswarm/swarm/swarmtest"
 )
 
@@ -36,7 +37,7 @@ const podWait = 30 * time.Second
 type podCluster struct {
 	*swarmtest.Cluster
 	t   *testing.T
-	rt  *swarm.PodmanRuntime
+	rt  *podman.Runtime
 	cli string // the podman CLI
 }
 

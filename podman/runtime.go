@@ -1,4 +1,4 @@
-package swarm
+package podman
 
 import (
 	"context"
@@ -19,37 +19,41 @@ import (
 	"github.com/containers/podman/v4/pkg/bindings/system"
 	"github.com/containers/podman/v4/pkg/errorhandling"
 	"github.com/containers/storage/pkg/idtools"
+
+	swarm "github.com/podswarm/swarm"
 )
 
-// ErrNoPodman means no Podman API socket answered: NewPodmanRuntime's error
+// ErrNoPodman means no Podman API socket answered: NewRuntime's error
 // wraps it and says which sockets it tried.
-var ErrNoPodman = errors.New("swarm: no Podman API socket")
+var ErrNoPodman = errors.New("podman: no Podman API socket")
 
-// PodmanRuntime is a Runtime and keeps its containers' logs.
+// Runtime is a [swarm.Runtime], keeps its containers' logs and prunes the
+// files it staged.
 var (
-	_ Runtime    = (*PodmanRuntime)(nil)
-	_ LogRuntime = (*PodmanRuntime)(nil)
+	_ swarm.Runtime     = (*Runtime)(nil)
+	_ swarm.LogRuntime  = (*Runtime)(nil)
+	_ swarm.StagePruner = (*Runtime)(nil)
 )
 
-// connectTimeout caps NewPodmanRuntime's first contact with the socket when
+// connectTimeout caps NewRuntime's first contact with the socket when
 // the caller's context has no deadline of its own.
 const connectTimeout = 30 * time.Second
 
-// PodmanRuntime runs tasks as containers of a Podman API service (`podman
+// Runtime runs tasks as containers of a Podman API service (`podman
 // system service`), rootless when the service runs as an unprivileged user.
 // It talks to the service through Podman's Go bindings; every call uses the
 // caller's context for cancellation. It is safe for concurrent use, and
 // several nodes may share one.
 //
 // Podman's own healthcheck timers need systemd, which rootless services on
-// hosts without a systemd user session do not have, so PodmanRuntime runs
+// hosts without a systemd user session do not have, so Runtime runs
 // the healthchecks of the containers it starts or waits for itself, on the
 // healthcheck's interval, through the healthcheck API (what the timer would
 // run). Close stops them.
-type PodmanRuntime struct {
+type Runtime struct {
 	uri  string
 	conn context.Context // carries the bindings' connection; read for its values only
-	info RuntimeInfo
+	info swarm.RuntimeInfo
 	host podmanHost
 
 	base   context.Context // parent of the healthcheck drivers; cancelled by Close
@@ -59,7 +63,7 @@ type PodmanRuntime struct {
 	mu     sync.Mutex
 	closed bool
 	health map[string]*healthWatch // by full container ID
-	staged map[string]string       // full container ID -> staged secrets and configs (runtime_podman_files.go)
+	staged map[string]string       // full container ID -> staged secrets and configs ([Runtime.stageFiles])
 }
 
 // podmanHost is what the spec translation needs to know about the service's host.
@@ -99,11 +103,11 @@ type podmanValuesOnly struct{ context.Context }
 
 func (podmanValuesOnly) Value(any) any { return nil }
 
-func (r *PodmanRuntime) call(ctx context.Context) context.Context {
+func (r *Runtime) call(ctx context.Context) context.Context {
 	return podmanCallCtx{Context: ctx, conn: r.conn}
 }
 
-// podmanCandidate is a socket NewPodmanRuntime may try, with where it came from.
+// podmanCandidate is a socket NewRuntime may try, with where it came from.
 type podmanCandidate struct{ from, uri string }
 
 // podmanCandidates lists the sockets to try, in Podman's own order:
@@ -133,13 +137,13 @@ func unixSocketPath(uri string) string {
 	return u.Path
 }
 
-// NewPodmanRuntime connects to the Podman API service at uri
+// NewRuntime connects to the Podman API service at uri
 // ("unix:///run/user/1000/podman/podman.sock", "tcp://host:port", "ssh://...").
 // With uri "" it finds the socket as podman does: $CONTAINER_HOST if set,
 // else $XDG_RUNTIME_DIR/podman/podman.sock, else /run/podman/podman.sock.
 // When none answers the error wraps ErrNoPodman, lists what was tried and
 // says how to start a service.
-func NewPodmanRuntime(ctx context.Context, uri string) (*PodmanRuntime, error) {
+func NewRuntime(ctx context.Context, uri string) (*Runtime, error) {
 	cands := []podmanCandidate{{"uri", uri}}
 	if uri == "" {
 		cands = podmanCandidates()
@@ -166,7 +170,7 @@ func NewPodmanRuntime(ctx context.Context, uri string) (*PodmanRuntime, error) {
 		ErrNoPodman, strings.Join(tried, "; "))
 }
 
-func connectPodman(ctx context.Context, uri string) (*PodmanRuntime, error) {
+func connectPodman(ctx context.Context, uri string) (*Runtime, error) {
 	path := unixSocketPath(uri)
 	if path != "" {
 		if _, err := os.Stat(path); err != nil {
@@ -177,7 +181,7 @@ func connectPodman(ctx context.Context, uri string) (*PodmanRuntime, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &PodmanRuntime{uri: uri, conn: conn, health: map[string]*healthWatch{}}
+	r := &Runtime{uri: uri, conn: conn, health: map[string]*healthWatch{}}
 	info, err := system.Info(r.call(ctx), nil)
 	if err != nil {
 		return nil, fmt.Errorf("podman info: %w", err)
@@ -198,10 +202,10 @@ func connectPodman(ctx context.Context, uri string) (*PodmanRuntime, error) {
 	if osName == "" {
 		osName = "linux"
 	}
-	r.info = RuntimeInfo{
+	r.info = swarm.RuntimeInfo{
 		Name:     "podman",
 		Rootless: h.Security.Rootless,
-		Resources: Resources{
+		Resources: swarm.Resources{
 			NanoCPUs:    int64(h.CPUs) * 1e9,
 			MemoryBytes: h.MemTotal,
 		},
@@ -214,15 +218,15 @@ func connectPodman(ctx context.Context, uri string) (*PodmanRuntime, error) {
 }
 
 // URI returns the address of the Podman API service.
-func (r *PodmanRuntime) URI() string { return r.uri }
+func (r *Runtime) URI() string { return r.uri }
 
 // Rootless reports whether the service runs as an unprivileged user, so its
 // containers' root is not the host's root.
-func (r *PodmanRuntime) Rootless() bool { return r.info.Rootless }
+func (r *Runtime) Rootless() bool { return r.info.Rootless }
 
 // Close stops the healthcheck drivers and releases idle connections. The
 // containers keep running. Idempotent; other methods fail after it.
-func (r *PodmanRuntime) Close() error {
+func (r *Runtime) Close() error {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -238,20 +242,20 @@ func (r *PodmanRuntime) Close() error {
 	return nil
 }
 
-func (r *PodmanRuntime) checkOpen() error {
+func (r *Runtime) checkOpen() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
-		return fmt.Errorf("%w: podman runtime closed", ErrShutdown)
+		return fmt.Errorf("%w: podman runtime closed", swarm.ErrShutdown)
 	}
 	return nil
 }
 
 // Info reports the service's host: rootless or not, its CPUs and memory (as
 // read when the runtime connected) and platform.
-func (r *PodmanRuntime) Info(ctx context.Context) (RuntimeInfo, error) {
+func (r *Runtime) Info(ctx context.Context) (swarm.RuntimeInfo, error) {
 	if err := r.checkOpen(); err != nil {
-		return RuntimeInfo{}, err
+		return swarm.RuntimeInfo{}, err
 	}
 	return r.info, ctx.Err()
 }
@@ -264,9 +268,9 @@ func podmanErr(err error, format string, args ...any) error {
 	if errors.As(err, &em) {
 		switch {
 		case em.ResponseCode == 404:
-			return fmt.Errorf("%s: %w: %s", what, ErrNotFound, em.Message)
+			return fmt.Errorf("%s: %w: %s", what, swarm.ErrNotFound, em.Message)
 		case strings.Contains(em.Message, "already in use"): // 409 or 500, by version
-			return fmt.Errorf("%s: %w: %s", what, ErrNameConflict, em.Message)
+			return fmt.Errorf("%s: %w: %s", what, swarm.ErrNameConflict, em.Message)
 		}
 	}
 	return fmt.Errorf("%s: %w", what, err)
@@ -292,10 +296,10 @@ func (e *imageError) Error() string {
 	return fmt.Sprintf("image %s not found locally and pull failed: %v", e.ref, e.cause)
 }
 
-func (e *imageError) Unwrap() []error { return []error{ErrNotFound, e.cause} }
+func (e *imageError) Unwrap() []error { return []error{swarm.ErrNotFound, e.cause} }
 
 // ensureImage makes the image available: the local one if present, else pulled.
-func (r *PodmanRuntime) ensureImage(ctx context.Context, ref string) error {
+func (r *Runtime) ensureImage(ctx context.Context, ref string) error {
 	ok, err := images.Exists(ctx, ref, nil)
 	if err != nil {
 		return podmanErr(err, "look up image %s", ref)
@@ -317,7 +321,7 @@ func (r *PodmanRuntime) ensureImage(ctx context.Context, ref string) error {
 // an error wrapping ErrInvalidSpec that names the field; nothing is dropped
 // silently (Podman's create warnings, which mean it ignored something, fail
 // the create too).
-func (r *PodmanRuntime) Create(ctx context.Context, c ContainerConfig) (string, error) {
+func (r *Runtime) Create(ctx context.Context, c swarm.ContainerConfig) (string, error) {
 	if err := r.checkOpen(); err != nil {
 		return "", err
 	}
@@ -359,7 +363,7 @@ func (r *PodmanRuntime) Create(ctx context.Context, c ContainerConfig) (string, 
 
 // Start starts a created container (a running one is left alone) and, when
 // it has a healthcheck, starts running it.
-func (r *PodmanRuntime) Start(ctx context.Context, id string) error {
+func (r *Runtime) Start(ctx context.Context, id string) error {
 	if err := r.checkOpen(); err != nil {
 		return err
 	}
@@ -383,7 +387,7 @@ func (r *PodmanRuntime) Start(ctx context.Context, id string) error {
 // Stop sends the container's stop signal, then SIGKILL after grace (Podman
 // counts whole seconds: grace is rounded up). A stopped container is fine; a
 // missing one is an error wrapping ErrNotFound.
-func (r *PodmanRuntime) Stop(ctx context.Context, id string, grace time.Duration) error {
+func (r *Runtime) Stop(ctx context.Context, id string, grace time.Duration) error {
 	if err := r.checkOpen(); err != nil {
 		return err
 	}
@@ -403,7 +407,7 @@ func (r *PodmanRuntime) Stop(ctx context.Context, id string, grace time.Duration
 
 // Remove kills and deletes the container and its anonymous volumes (as
 // Swarm does) and stops running its healthcheck. A missing container is fine.
-func (r *PodmanRuntime) Remove(ctx context.Context, id string) error {
+func (r *Runtime) Remove(ctx context.Context, id string) error {
 	if err := r.checkOpen(); err != nil {
 		return err
 	}
@@ -421,7 +425,7 @@ func (r *PodmanRuntime) Remove(ctx context.Context, id string) error {
 	}
 	for _, rep := range reports {
 		if rep != nil && rep.Err != nil {
-			if errors.Is(podmanErr(rep.Err, ""), ErrNotFound) || strings.Contains(rep.Err.Error(), "no such container") {
+			if errors.Is(podmanErr(rep.Err, ""), swarm.ErrNotFound) || strings.Contains(rep.Err.Error(), "no such container") {
 				continue
 			}
 			return fmt.Errorf("remove container %s: %w", id, rep.Err)
@@ -433,11 +437,11 @@ func (r *PodmanRuntime) Remove(ctx context.Context, id string) error {
 // List returns the containers, in any state, labelled as belonging to
 // nodeID (LabelNodeID). With nodeID "" it returns every container that has
 // the label at all.
-func (r *PodmanRuntime) List(ctx context.Context, nodeID string) ([]ContainerInfo, error) {
+func (r *Runtime) List(ctx context.Context, nodeID string) ([]swarm.ContainerInfo, error) {
 	if err := r.checkOpen(); err != nil {
 		return nil, err
 	}
-	filter := LabelNodeID
+	filter := swarm.LabelNodeID
 	if nodeID != "" {
 		filter += "=" + nodeID
 	}
@@ -446,21 +450,21 @@ func (r *PodmanRuntime) List(ctx context.Context, nodeID string) ([]ContainerInf
 	if err != nil {
 		return nil, r.ctxOr(ctx, podmanErr(err, "list containers"))
 	}
-	out := make([]ContainerInfo, 0, len(list))
+	out := make([]swarm.ContainerInfo, 0, len(list))
 	for _, c := range list {
-		if nodeID != "" && c.Labels[LabelNodeID] != nodeID {
+		if nodeID != "" && c.Labels[swarm.LabelNodeID] != nodeID {
 			continue // belt and braces: the filter must be exact
 		}
 		name := ""
 		if len(c.Names) > 0 {
 			name = c.Names[0]
 		}
-		out = append(out, ContainerInfo{
+		out = append(out, swarm.ContainerInfo{
 			ID:        c.ID,
 			Name:      name,
-			NodeID:    c.Labels[LabelNodeID],
-			ServiceID: c.Labels[LabelServiceID],
-			TaskID:    c.Labels[LabelTaskID],
+			NodeID:    c.Labels[swarm.LabelNodeID],
+			ServiceID: c.Labels[swarm.LabelServiceID],
+			TaskID:    c.Labels[swarm.LabelTaskID],
 			Running:   c.State == define.ContainerStateRunning.String(),
 		})
 	}
@@ -470,7 +474,7 @@ func (r *PodmanRuntime) List(ctx context.Context, nodeID string) ([]ContainerInf
 // HostPID returns the host's PID of the container's main process, 0 when it
 // is not running. Tests and debugging use it to look at the process from
 // the host (its user, cgroups, limits).
-func (r *PodmanRuntime) HostPID(ctx context.Context, id string) (int, error) {
+func (r *Runtime) HostPID(ctx context.Context, id string) (int, error) {
 	if err := r.checkOpen(); err != nil {
 		return 0, err
 	}

@@ -1,6 +1,6 @@
-package swarm
+package podman
 
-// The waits of PodmanRuntime: for a start, for readiness (healthchecks) and
+// The waits of Runtime: for a start, for readiness (healthchecks) and
 // for an exit.
 
 import (
@@ -13,6 +13,8 @@ import (
 	"github.com/containers/podman/v4/pkg/bindings/containers"
 	"github.com/containers/podman/v4/pkg/bindings/system"
 	"github.com/containers/podman/v4/pkg/domain/entities"
+
+	swarm "github.com/podswarm/swarm"
 )
 
 // exitConditions are the wait conditions of a container that has run and
@@ -28,7 +30,7 @@ func hasStarted(data *define.InspectContainerData) bool {
 // waitStarted inspects the container and, while it has never been started,
 // waits for its next event (Podman's events API, replayed from before the
 // first inspect so no start is missed) and inspects it again.
-func (r *PodmanRuntime) waitStarted(ctx context.Context, id string) (*define.InspectContainerData, error) {
+func (r *Runtime) waitStarted(ctx context.Context, id string) (*define.InspectContainerData, error) {
 	since := time.Now().Add(-time.Second)
 	cctx := r.call(ctx)
 	data, err := containers.Inspect(cctx, id, nil)
@@ -99,7 +101,7 @@ func (r *PodmanRuntime) waitStarted(ctx context.Context, id string) (*define.Ins
 // when the container exits or turns unhealthy first. Without one, a
 // container that has already run and exited is ready too: it did start, and
 // Wait reports how it ended (a job may well exit at once).
-func (r *PodmanRuntime) WaitReady(ctx context.Context, id string) error {
+func (r *Runtime) WaitReady(ctx context.Context, id string) error {
 	if err := r.checkOpen(); err != nil {
 		return err
 	}
@@ -144,7 +146,7 @@ func (r *PodmanRuntime) WaitReady(ctx context.Context, id string) error {
 
 // ctxOr returns ctx's error when it has ended (the call failed because of
 // it), else err.
-func (r *PodmanRuntime) ctxOr(ctx context.Context, err error) error {
+func (r *Runtime) ctxOr(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -157,13 +159,13 @@ func (r *PodmanRuntime) ctxOr(ctx context.Context, err error) error {
 // Unhealthy with the check's last output (the container still runs then).
 // It waits through Podman's wait and events APIs, never by polling. A
 // container that was never started is waited for until it starts and ends.
-func (r *PodmanRuntime) Wait(ctx context.Context, id string) (ExitStatus, error) {
+func (r *Runtime) Wait(ctx context.Context, id string) (swarm.ExitStatus, error) {
 	if err := r.checkOpen(); err != nil {
-		return ExitStatus{}, err
+		return swarm.ExitStatus{}, err
 	}
 	data, err := r.waitStarted(ctx, id)
 	if err != nil {
-		return ExitStatus{}, err
+		return swarm.ExitStatus{}, err
 	}
 	hc := healthConfigOf(data)
 	if hc == nil || !data.State.Running {
@@ -176,14 +178,14 @@ func (r *PodmanRuntime) Wait(ctx context.Context, id string) (ExitStatus, error)
 	for {
 		st := hw.snapshot()
 		if st.status == define.HealthCheckUnhealthy {
-			return ExitStatus{Unhealthy: true, Message: "healthcheck failed: " + st.output}, nil
+			return swarm.ExitStatus{Unhealthy: true, Message: "healthcheck failed: " + st.output}, nil
 		}
 		select {
 		case <-st.changed:
 		case res := <-exited:
 			return res.status, r.ctxOr(ctx, res.err)
 		case <-ctx.Done():
-			return ExitStatus{}, ctx.Err()
+			return swarm.ExitStatus{}, ctx.Err()
 		}
 	}
 }
@@ -212,12 +214,12 @@ func promptly[T any](ctx context.Context, f func() (T, error)) (T, error) {
 }
 
 type podmanExit struct {
-	status ExitStatus
+	status swarm.ExitStatus
 	err    error
 }
 
 // waitExitAsync runs waitExit in a goroutine that ends with ctx.
-func (r *PodmanRuntime) waitExitAsync(ctx context.Context, id string) <-chan podmanExit {
+func (r *Runtime) waitExitAsync(ctx context.Context, id string) <-chan podmanExit {
 	ch := make(chan podmanExit, 1)
 	go func() {
 		st, err := r.waitExit(ctx, id)
@@ -227,23 +229,23 @@ func (r *PodmanRuntime) waitExitAsync(ctx context.Context, id string) <-chan pod
 }
 
 // waitExit waits for the container, which has started, to end and inspects how.
-func (r *PodmanRuntime) waitExit(ctx context.Context, id string) (ExitStatus, error) {
+func (r *Runtime) waitExit(ctx context.Context, id string) (swarm.ExitStatus, error) {
 	cctx := r.call(ctx)
 	code, err := promptly(ctx, func() (int32, error) {
 		return containers.Wait(cctx, id, new(containers.WaitOptions).WithConditions(exitConditions))
 	})
 	if err != nil {
-		return ExitStatus{}, r.ctxOr(ctx, podmanErr(err, "wait for container %s", id))
+		return swarm.ExitStatus{}, r.ctxOr(ctx, podmanErr(err, "wait for container %s", id))
 	}
 	data, err := containers.Inspect(cctx, id, nil)
 	if err != nil {
-		if errors.Is(podmanErr(err, ""), ErrNotFound) {
+		if errors.Is(podmanErr(err, ""), swarm.ErrNotFound) {
 			// Removed right after it exited: the wait's code is all there is.
-			return ExitStatus{ExitCode: int(code), Message: "container removed"}, nil
+			return swarm.ExitStatus{ExitCode: int(code), Message: "container removed"}, nil
 		}
-		return ExitStatus{}, r.ctxOr(ctx, podmanErr(err, "inspect container %s", id))
+		return swarm.ExitStatus{}, r.ctxOr(ctx, podmanErr(err, "inspect container %s", id))
 	}
-	st := ExitStatus{ExitCode: int(data.State.ExitCode), OOMKilled: data.State.OOMKilled, Message: data.State.Error}
+	st := swarm.ExitStatus{ExitCode: int(data.State.ExitCode), OOMKilled: data.State.OOMKilled, Message: data.State.Error}
 	if st.OOMKilled && st.Message == "" {
 		st.Message = "killed by the kernel: out of memory"
 	}

@@ -1,4 +1,4 @@
-package swarm
+package podman
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/containers/podman/v4/pkg/bindings/containers"
+
+	swarm "github.com/podswarm/swarm"
 )
 
 // PublishedPorts returns the container's published ports as Podman bound
@@ -15,7 +17,7 @@ import (
 // where the spec left it 0 for Podman to choose a free one (how several
 // replicas of a host-mode service share one host). Every PortConfig has
 // PublishMode host. A container that is not running has none.
-func (r *PodmanRuntime) PublishedPorts(ctx context.Context, id string) ([]PortConfig, error) {
+func (r *Runtime) PublishedPorts(ctx context.Context, id string) ([]swarm.PortConfig, error) {
 	if err := r.checkOpen(); err != nil {
 		return nil, err
 	}
@@ -26,7 +28,7 @@ func (r *PodmanRuntime) PublishedPorts(ctx context.Context, id string) ([]PortCo
 	if data.NetworkSettings == nil {
 		return nil, nil
 	}
-	var out []PortConfig
+	var out []swarm.PortConfig
 	for key, binds := range data.NetworkSettings.Ports {
 		// key is "8080/tcp".
 		port, proto, _ := strings.Cut(key, "/")
@@ -45,7 +47,7 @@ func (r *PodmanRuntime) PublishedPorts(ctx context.Context, id string) ([]PortCo
 			if err != nil {
 				return nil, fmt.Errorf("container %s: host port %q of %s: %w", id, b.HostPort, key, err)
 			}
-			out = append(out, PortConfig{Protocol: proto, TargetPort: uint32(target), PublishedPort: uint32(host), PublishMode: PublishHost})
+			out = append(out, swarm.PortConfig{Protocol: proto, TargetPort: uint32(target), PublishedPort: uint32(host), PublishMode: swarm.PublishHost})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {

@@ -1,4 +1,4 @@
-package swarm
+package podman
 
 import (
 	"errors"
@@ -12,9 +12,11 @@ import (
 	"github.com/containers/podman/v4/pkg/specgen"
 	"github.com/containers/storage/pkg/idtools"
 	spec "github.com/opencontainers/runtime-spec/specs-go"
+
+	swarm "github.com/podswarm/swarm"
 )
 
-// Secrets and configs in Podman containers. As Docker does, PodmanRuntime
+// Secrets and configs in Podman containers. As Docker does, Runtime
 // writes each file on a tmpfs of the host (podmanFilesDir, /dev/shm) with
 // the file's mode and its owner mapped through the service's user
 // namespace, and bind-mounts it read-only at its path in the container.
@@ -51,7 +53,7 @@ func hostID(id uint32, m []idtools.IDMap) (int, bool) {
 // directory on the tmpfs and adds their read-only bind mounts to s. It
 // returns the directory ("" when there are no files); the caller removes
 // it if the container is not created.
-func (r *PodmanRuntime) stageFiles(c ContainerConfig, s *specgen.SpecGenerator) (string, error) {
+func (r *Runtime) stageFiles(c swarm.ContainerConfig, s *specgen.SpecGenerator) (string, error) {
 	if len(c.Secrets) == 0 && len(c.Configs) == 0 {
 		return "", nil
 	}
@@ -66,7 +68,7 @@ func (r *PodmanRuntime) stageFiles(c ContainerConfig, s *specgen.SpecGenerator) 
 		taken[path.Clean(v.Dest)] = "volume"
 	}
 	type staged struct {
-		f    ContainerFile
+		f    swarm.ContainerFile
 		kind string
 	}
 	var files []staged
@@ -215,7 +217,7 @@ func chownIfNeeded(p string, uid, gid int) error {
 }
 
 // trackStaged remembers a created container's staging directory.
-func (r *PodmanRuntime) trackStaged(id, dir string) {
+func (r *Runtime) trackStaged(id, dir string) {
 	if dir == "" {
 		return
 	}
@@ -230,7 +232,7 @@ func (r *PodmanRuntime) trackStaged(id, dir string) {
 // dropStaged removes a container's staged files: once it has started (its
 // mounts hold the data) or when it is removed. On failure the directory
 // stays tracked, for the next try.
-func (r *PodmanRuntime) dropStaged(id string) error {
+func (r *Runtime) dropStaged(id string) error {
 	r.mu.Lock()
 	dir, ok := r.staged[id]
 	r.mu.Unlock()

@@ -1,4 +1,4 @@
-package swarm_test
+package podman_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	swarm "github.com/podswarm/swarm"
+	"github.com/podswarm/swarm/podman"
 	"github.com/podswarm/swarm/swarmtest"
 )
 
@@ -102,11 +103,11 @@ func BenchmarkPodmanReplicas(b *testing.B) {
 
 // benchPodman connects to Podman for a benchmark (skips without it, or
 // fails with SWARM_REQUIRE_PODMAN=1).
-func benchPodman(b *testing.B) *swarm.PodmanRuntime {
+func benchPodman(b *testing.B) *podman.Runtime {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	rt, err := swarm.NewPodmanRuntime(ctx, "")
+	rt, err := podman.NewRuntime(ctx, "")
 	if err != nil {
 		if os.Getenv("SWARM_REQUIRE_PODMAN") == "1" {
 			b.Fatalf("SWARM_REQUIRE_PODMAN=1 but Podman is not reachable: %v", err)
@@ -125,7 +126,7 @@ func benchConverge(b *testing.B, leader *swarm.Node, name string) {
 }
 
 // benchRunningContainers counts the service's running containers.
-func benchRunningContainers(b *testing.B, rt *swarm.PodmanRuntime, name string) int {
+func benchRunningContainers(b *testing.B, rt *podman.Runtime, name string) int {
 	list, err := rt.List(context.Background(), "")
 	require.NoError(b, err)
 	n := 0
@@ -138,7 +139,7 @@ func benchRunningContainers(b *testing.B, rt *swarm.PodmanRuntime, name string) 
 }
 
 // benchGone waits until the service's containers are gone, and the service.
-func benchGone(b *testing.B, rt *swarm.PodmanRuntime, c *swarmtest.Cluster, name string) {
+func benchGone(b *testing.B, rt *podman.Runtime, c *swarmtest.Cluster, name string) {
 	b.Helper()
 	c.Eventually(func() error {
 		list, err := rt.List(context.Background(), "")
@@ -159,7 +160,7 @@ func benchGone(b *testing.B, rt *swarm.PodmanRuntime, c *swarmtest.Cluster, name
 }
 
 // benchReap shuts the swarm down and removes whatever its nodes left.
-func benchReap(b *testing.B, rt *swarm.PodmanRuntime, c *swarmtest.Cluster) {
+func benchReap(b *testing.B, rt *podman.Runtime, c *swarmtest.Cluster) {
 	c.Shutdown()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -179,4 +180,17 @@ func benchReap(b *testing.B, rt *swarm.PodmanRuntime, c *swarmtest.Cluster) {
 			}
 		}
 	}
+}
+
+// countRunning counts the running tasks of a service.
+func countRunning(b testing.TB, n *swarm.Node, svc string) int {
+	tasks, err := n.Tasks(context.Background(), swarm.TaskFilter{Service: svc, DesiredState: swarm.TaskRunning})
+	require.NoError(b, err)
+	c := 0
+	for _, t := range tasks {
+		if t.Status.State == swarm.TaskRunning {
+			c++
+		}
+	}
+	return c
 }

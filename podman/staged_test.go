@@ -1,4 +1,4 @@
-package swarm_test
+package podman_test
 
 import (
 	"context"
@@ -13,10 +13,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	swarm "github.com/podswarm/swarm"
+	"github.com/podswarm/swarm/podman"
 	"github.com/podswarm/swarm/swarmtest"
 )
 
-// stagedRoot is where PodmanRuntime stages secrets and configs.
+// stagedRoot is where [podman.Runtime] stages secrets and configs.
 const stagedRoot = "/dev/shm/podswarm"
 
 // stagedFiles returns the staged files of a node's containers.
@@ -42,7 +43,7 @@ func TestPodmanStagedFilesPrunedAfterCrash(t *testing.T) {
 	require.Equal(t, cc.Secrets[0].Data, data)
 
 	// The process dies here: a new runtime knows nothing of the file.
-	rt2, err := swarm.NewPodmanRuntime(ctx, rt.URI())
+	rt2, err := podman.NewRuntime(ctx, rt.URI())
 	require.NoError(t, err)
 	t.Cleanup(func() { rt2.Close() })
 	require.Len(t, stagedFiles(cc.NodeID), 1, "a created container may still start: its files stay")
@@ -58,13 +59,13 @@ func TestPodmanStagedFilesPrunedAfterCrash(t *testing.T) {
 	cc2.Secrets = cc.Secrets
 	id2 := create(t, rt, cc2)
 	require.Len(t, stagedFiles(cc2.NodeID), 1)
-	rt3, err := swarm.NewPodmanRuntime(ctx, rt.URI())
+	rt3, err := podman.NewRuntime(ctx, rt.URI())
 	require.NoError(t, err)
 	require.Len(t, stagedFiles(cc2.NodeID), 1)
 	require.NoError(t, rt3.Start(ctx, id2))
 	rt3.Close()
 	require.Len(t, stagedFiles(cc2.NodeID), 1, "rt3 did not stage it, so it did not unlink it")
-	rt4, err := swarm.NewPodmanRuntime(ctx, rt.URI())
+	rt4, err := podman.NewRuntime(ctx, rt.URI())
 	require.NoError(t, err)
 	rt4.Close()
 	require.Empty(t, stagedFiles(cc2.NodeID), "a new runtime removes the files of a started container")
@@ -73,13 +74,13 @@ func TestPodmanStagedFilesPrunedAfterCrash(t *testing.T) {
 // holdStart is a Podman runtime whose Start blocks while hold is set, so
 // a node can be crashed between a container's create and its start.
 type holdStart struct {
-	*swarm.PodmanRuntime
+	*podman.Runtime
 	hold    atomic.Bool
 	created atomic.Int32
 }
 
 func (h *holdStart) Create(ctx context.Context, c swarm.ContainerConfig) (string, error) {
-	id, err := h.PodmanRuntime.Create(ctx, c)
+	id, err := h.Runtime.Create(ctx, c)
 	if err == nil {
 		h.created.Add(1)
 	}
@@ -91,12 +92,12 @@ func (h *holdStart) Start(ctx context.Context, id string) error {
 		<-ctx.Done()
 		return ctx.Err()
 	}
-	return h.PodmanRuntime.Start(ctx, id)
+	return h.Runtime.Start(ctx, id)
 }
 
 // newPodClusterWrap is newPodCluster with each node's runtime chosen by
 // wrap, from the shared Podman runtime.
-func newPodClusterWrap(t *testing.T, opts swarmtest.Options, wrap func(host string, rt *swarm.PodmanRuntime) swarm.Runtime) *podCluster {
+func newPodClusterWrap(t *testing.T, opts swarmtest.Options, wrap func(host string, rt *podman.Runtime) swarm.Runtime) *podCluster {
 	t.Helper()
 	rt := podmanRuntime(t)
 	cli, err := exec.LookPath("podman")
@@ -117,11 +118,11 @@ func TestPodmanNodeRestartPrunesStagedSecrets(t *testing.T) {
 	hs := &holdStart{}
 	hs.hold.Store(true)
 	pc := newPodClusterWrap(t, swarmtest.Options{Managers: 1, Workers: 1, Persistent: true},
-		func(host string, rt *swarm.PodmanRuntime) swarm.Runtime {
+		func(host string, rt *podman.Runtime) swarm.Runtime {
 			if host != "worker-1" {
 				return rt
 			}
-			hs.PodmanRuntime = rt
+			hs.Runtime = rt
 			return hs
 		})
 	ctx := testCtx(t, 2*time.Minute)

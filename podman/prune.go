@@ -1,4 +1,4 @@
-package swarm
+package podman
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/containers/podman/v4/pkg/bindings/containers"
+
+	swarm "github.com/podswarm/swarm"
 )
 
 // Staged secrets and configs are tracked in memory only, so a process that
@@ -17,11 +19,11 @@ import (
 // tmpfs until reboot. Two clean-ups find it again: the agent of a node
 // removes everything staged for the node when it starts (PruneStaged: it
 // has created nothing yet, and a container it made before that was never
-// started is removed, not adopted), and NewPodmanRuntime removes the
+// started is removed, not adopted), and NewRuntime removes the
 // staged copies of containers that have started or no longer exist.
 
 // stagedOrphanAge is how old a staged directory without a container must
-// be before NewPodmanRuntime removes it: younger ones may belong to a
+// be before NewRuntime removes it: younger ones may belong to a
 // create that another process is making right now.
 const stagedOrphanAge = 10 * time.Minute
 
@@ -29,7 +31,7 @@ const stagedOrphanAge = 10 * time.Minute
 // containers of node nodeID, with the directory that holds them. The
 // agent calls it when it starts, before it creates anything; a node's
 // files from before a crash go with it.
-func (r *PodmanRuntime) PruneStaged(nodeID string) error {
+func (r *Runtime) PruneStaged(nodeID string) error {
 	if err := r.checkOpen(); err != nil {
 		return err
 	}
@@ -51,7 +53,7 @@ func (r *PodmanRuntime) PruneStaged(nodeID string) error {
 // any more: those of containers that started (the mount holds the data)
 // or are gone. Only a container still in state "created" needs its files.
 // Best effort: it runs at connect and must not fail it.
-func (r *PodmanRuntime) pruneStagedOrphans(ctx context.Context) {
+func (r *Runtime) pruneStagedOrphans(ctx context.Context) {
 	if !r.host.local {
 		return
 	}
@@ -60,7 +62,7 @@ func (r *PodmanRuntime) pruneStagedOrphans(ctx context.Context) {
 		return
 	}
 	list, err := containers.List(r.call(ctx), new(containers.ListOptions).WithAll(true).
-		WithFilters(map[string][]string{"label": {LabelNodeID}}))
+		WithFilters(map[string][]string{"label": {swarm.LabelNodeID}}))
 	if err != nil {
 		return
 	}

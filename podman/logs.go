@@ -1,4 +1,4 @@
-package swarm
+package podman
 
 import (
 	"context"
@@ -7,12 +7,14 @@ import (
 	"time"
 
 	"github.com/containers/podman/v4/pkg/bindings/containers"
+
+	swarm "github.com/podswarm/swarm"
 )
 
 // Logs sends the container's log lines to out (see LogRuntime). Podman
 // keeps them (k8s-file log driver) after the container exits, until it is
 // removed; with Follow the stream ends when the container exits.
-func (r *PodmanRuntime) Logs(ctx context.Context, id string, opts LogOptions, out chan<- LogLine) error {
+func (r *Runtime) Logs(ctx context.Context, id string, opts swarm.LogOptions, out chan<- swarm.LogLine) error {
 	if err := r.checkOpen(); err != nil {
 		return err
 	}
@@ -36,7 +38,7 @@ func (r *PodmanRuntime) Logs(ctx context.Context, id string, opts LogOptions, ou
 	var pending [3]strings.Builder
 	var pendingTime [3]time.Time
 	cut := false // ctx ended: drain the bindings without forwarding
-	send := func(l LogLine) {
+	send := func(l swarm.LogLine) {
 		if cut {
 			return
 		}
@@ -65,7 +67,7 @@ func (r *PodmanRuntime) Logs(ctx context.Context, id string, opts LogOptions, ou
 				return
 			}
 			pending[stream].WriteString(s[:i])
-			send(LogLine{Stream: stream, Time: pendingTime[stream], Text: pending[stream].String()})
+			send(swarm.LogLine{Stream: stream, Time: pendingTime[stream], Text: pending[stream].String()})
 			pending[stream].Reset()
 			s = s[i+1:]
 			pendingTime[stream] = ts
@@ -94,7 +96,7 @@ func (r *PodmanRuntime) Logs(ctx context.Context, id string, opts LogOptions, ou
 		case err := <-done:
 			for stream := 1; stream <= 2; stream++ {
 				if pending[stream].Len() > 0 {
-					send(LogLine{Stream: stream, Time: pendingTime[stream], Text: pending[stream].String()})
+					send(swarm.LogLine{Stream: stream, Time: pendingTime[stream], Text: pending[stream].String()})
 				}
 			}
 			if ctx.Err() != nil {

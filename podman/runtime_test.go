@@ -1,4 +1,4 @@
-package swarm_test
+package podman_test
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	swarm "github.com/podswarm/swarm"
+	"github.com/podswarm/swarm/podman"
 )
 
 // testImage is built by scripts/setup.sh from busybox-static.
@@ -27,7 +28,7 @@ const testImage = "localhost/podswarm/busybox:latest"
 // (CI), where a missing Podman fails it. The Podman tests run in parallel
 // with each other (they mostly wait) and after the package's sequential
 // tests, whose goroutine-leak checks they so stay out of.
-func podmanRuntime(t *testing.T) *swarm.PodmanRuntime {
+func podmanRuntime(t *testing.T) *podman.Runtime {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("Podman integration test: skipped with -short")
@@ -35,7 +36,7 @@ func podmanRuntime(t *testing.T) *swarm.PodmanRuntime {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	rt, err := swarm.NewPodmanRuntime(ctx, "")
+	rt, err := podman.NewRuntime(ctx, "")
 	if err != nil {
 		if os.Getenv("SWARM_REQUIRE_PODMAN") == "1" {
 			t.Fatalf("SWARM_REQUIRE_PODMAN=1 but Podman is not reachable (run scripts/setup.sh): %v", err)
@@ -94,7 +95,7 @@ func testContainer(t *testing.T, spec swarm.ServiceSpec) swarm.ContainerConfig {
 }
 
 // create creates the container and removes it when the test ends.
-func create(t *testing.T, rt *swarm.PodmanRuntime, c swarm.ContainerConfig) string {
+func create(t *testing.T, rt *podman.Runtime, c swarm.ContainerConfig) string {
 	t.Helper()
 	id, err := rt.Create(testCtx(t, time.Minute), c)
 	require.NoError(t, err)
@@ -108,7 +109,7 @@ func create(t *testing.T, rt *swarm.PodmanRuntime, c swarm.ContainerConfig) stri
 }
 
 // run creates and starts the container and waits until it is ready.
-func run(t *testing.T, rt *swarm.PodmanRuntime, c swarm.ContainerConfig) string {
+func run(t *testing.T, rt *podman.Runtime, c swarm.ContainerConfig) string {
 	t.Helper()
 	id := create(t, rt, c)
 	ctx := testCtx(t, 30*time.Second)
@@ -137,8 +138,8 @@ func TestPodmanNoSocket(t *testing.T) {
 	}
 	t.Parallel()
 	ctx := testCtx(t, 10*time.Second)
-	_, err := swarm.NewPodmanRuntime(ctx, "unix:///nonexistent/podman.sock")
-	require.ErrorIs(t, err, swarm.ErrNoPodman)
+	_, err := podman.NewRuntime(ctx, "unix:///nonexistent/podman.sock")
+	require.ErrorIs(t, err, podman.ErrNoPodman)
 	assert.Contains(t, err.Error(), "/nonexistent/podman.sock")
 	assert.Contains(t, err.Error(), "podman system service")
 }
@@ -468,7 +469,7 @@ func TestPodmanSpecHonoured(t *testing.T) {
 	}
 }
 
-func collectLogs(t *testing.T, rt *swarm.PodmanRuntime, id string, opts swarm.LogOptions) []swarm.LogLine {
+func collectLogs(t *testing.T, rt *podman.Runtime, id string, opts swarm.LogOptions) []swarm.LogLine {
 	t.Helper()
 	out := make(chan swarm.LogLine)
 	var lines []swarm.LogLine
