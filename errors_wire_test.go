@@ -47,11 +47,8 @@ var pinnedErrorCodes = []struct {
 
 // localOnlyErrors are exported sentinels that never cross the network nor
 // reach the replicated state, with the reason; they need no code.
-var localOnlyErrors = map[string]string{
-	// Returned by the Podman runtime's constructor on the node that calls
-	// it (and moving to package podman).
-	"ErrNoPodman": "runtime discovery, local",
-}
+// None today (podman.ErrNoPodman lives in package podman).
+var localOnlyErrors = map[string]string{}
 
 // exportedSentinels returns the names of the package-level exported Err*
 // variables declared in the package's non-test files.
