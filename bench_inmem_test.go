@@ -79,7 +79,16 @@ func BenchmarkInmemScale(b *testing.B) {
 
 func benchInmemScale(b *testing.B, workers, replicas int) {
 	start := time.Now()
-	c := swarmtest.NewCluster(b, swarmtest.Options{Managers: 3, Workers: workers, Network: swarmtest.InmemNetwork})
+	opts := swarmtest.Options{Managers: 3, Workers: workers, Network: swarmtest.InmemNetwork}
+	if os.Getenv("BENCH_GOSSIP_LAN") != "" {
+		// memberlist's DefaultLANConfig timings instead of the fast
+		// failure detection of the presets.
+		opts.Config = func(_ string, cfg *swarm.Config) {
+			cfg.GossipProbeInterval, cfg.GossipProbeTimeout = time.Second, 500*time.Millisecond
+			cfg.GossipInterval, cfg.GossipSuspicionMult = 200*time.Millisecond, 4
+		}
+	}
+	c := swarmtest.NewCluster(b, opts)
 	joined := time.Since(start)
 	progress("joined %d workers in %v", workers, joined)
 	leader := c.Leader()
