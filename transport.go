@@ -59,8 +59,6 @@ type transport struct {
 
 	// network is Config.Network (nil: TCP).
 	network Network
-	// replies decides whether a timed-out call drops its client.
-	replies replyClock
 
 	// faults injects RPC faults, in tests only (faults.go).
 	faults faultHook
@@ -347,7 +345,6 @@ func (t *transport) dropClient(addr string, c *rpc.Client) {
 		delete(t.clients, addr)
 	}
 	t.mu.Unlock()
-	t.replies.forget(c)
 	c.Close()
 }
 
@@ -378,15 +375,13 @@ func (t *transport) call(ctx context.Context, addr, method string, args, reply a
 func (t *transport) roundTrip(ctx context.Context, addr string, c *rpc.Client, method string, body []byte, reply any, drop func()) error {
 	req := append([]byte(method+"\n"), body...)
 	var resp []byte
-	sent := time.Now()
 	call := c.Go("Swarm.Call", req, &resp, make(chan *rpc.Call, 1))
 	select {
 	case <-call.Done:
 	case <-ctx.Done():
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) && drop != nil && t.replies.silentSince(c, sent) {
-			// No answer in time, nor to any other call since: the
-			// connection may be dead without an error (a partition drops
-			// packets). Redial next time.
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) && drop != nil {
+			// No answer in time: the connection may be dead without an
+			// error (a partition drops packets). Redial next time.
 			drop()
 		}
 		return ctx.Err()
@@ -398,9 +393,6 @@ func (t *transport) roundTrip(ctx context.Context, addr string, c *rpc.Client, m
 			drop()
 		}
 		return fmt.Errorf("%w: %s: %v", errUnreachable, addr, call.Error)
-	}
-	if drop != nil {
-		t.replies.replied(c)
 	}
 	var env rpcEnvelope
 	if err := json.Unmarshal(resp, &env); err != nil {
@@ -445,7 +437,6 @@ func (t *transport) retireClients() {
 	t.clients = map[string]*rpc.Client{}
 	t.gen++
 	t.mu.Unlock()
-	t.replies.reset()
 }
 
 // errUnreachable marks a failure to reach a peer (as opposed to an error
