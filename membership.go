@@ -108,6 +108,19 @@ func (n *Node) prepareGossip() error {
 		}
 	}
 	n.mu.Unlock()
+	if n.cfg.Network != nil {
+		tr, adv, err := n.bindGossipNetwork(net.JoinHostPort(host, strconv.Itoa(tryPorts[0])))
+		if err != nil && len(tryPorts) > 1 {
+			tr, adv, err = n.bindGossipNetwork(net.JoinHostPort(host, "0"))
+		}
+		if err != nil {
+			return fmt.Errorf("swarm: start gossip on %s: %w", addr, err)
+		}
+		n.mu.Lock()
+		n.gossipTr, n.gossipAdv = tr, adv
+		n.mu.Unlock()
+		return nil
+	}
 	logger := n.gossipLogger()
 	for i, p := range tryPorts {
 		nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{

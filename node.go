@@ -79,7 +79,7 @@ type Node struct {
 	sec nodeSecurity
 	// gossipTr is gossip's transport, bound before gossip starts (under
 	// mu); gossipAdv is the gossip address peers reach (membership.go).
-	gossipTr  *boundTransport
+	gossipTr  memberlist.NodeAwareTransport
 	gossipAdv string
 }
 
@@ -450,13 +450,13 @@ func (n *Node) listen(prev *identity) error {
 	if prev != nil && prev.Addr != "" {
 		if h, p, err := net.SplitHostPort(addr); err == nil && p == "0" {
 			if ph, pp, err := net.SplitHostPort(prev.Addr); err == nil && (ph == h || h == "0.0.0.0") {
-				if ln, err := net.Listen("tcp", net.JoinHostPort(h, pp)); err == nil {
+				if ln, err := n.listenControl(net.JoinHostPort(h, pp)); err == nil {
 					return n.serve(ln)
 				}
 			}
 		}
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := n.listenControl(addr)
 	if err != nil {
 		return fmt.Errorf("swarm: listen on %s: %w", addr, err)
 	}
@@ -474,6 +474,7 @@ func (n *Node) serve(ln net.Listener) error {
 	n.fsm.onApply = n.onApply
 	n.fsm.now = n.now
 	n.tr = newTransport(ln, adv, n.log.Named("transport"))
+	n.tr.network = n.cfg.Network
 	n.mu.Unlock()
 	// Every connection is TLS 1.3 with the swarm's certificates (tls.go).
 	n.tr.serverTLS = n.serverTLSConfig()

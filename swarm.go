@@ -38,6 +38,10 @@ type Config struct {
 	Runtime Runtime
 	// Logger receives the node's logs (hclog key/value pairs). nil = silent.
 	Logger hclog.Logger
+	// Network carries the node's control streams and gossip. nil = the
+	// host's TCP and UDP; swarmtest's in-memory network runs many nodes in
+	// one process without sockets (see [Network]).
+	Network Network
 
 	// HeartbeatTimeout is Raft's follower heartbeat timeout. Default 500 ms.
 	HeartbeatTimeout time.Duration

@@ -57,6 +57,9 @@ type transport struct {
 	// gen counts retireClients: a client dialled across one is not pooled.
 	gen uint64
 
+	// network is Config.Network (nil: TCP).
+	network Network
+
 	// faults injects RPC faults, in tests only (faults.go).
 	faults faultHook
 }
@@ -248,7 +251,7 @@ func (t *transport) dial(ctx context.Context, addr string, kind byte) (net.Conn,
 }
 
 func (t *transport) dialTLS(ctx context.Context, addr string, kind byte, cfg *tls.Config) (net.Conn, error) {
-	raw, err := t.dialer().DialContext(ctx, "tcp", addr)
+	raw, err := t.dialRaw(ctx, addr)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,16 @@ import (
 	"sync/atomic"
 )
 
+// linkCutter cuts and heals links between node hosts: iptables on
+// loopback, or the in-memory network.
+type linkCutter interface {
+	nextIP() string
+	cut(a, b []string) error
+	cutOneWay(from, to string) error
+	heal() error
+	close()
+}
+
 // netFilter cuts loopback traffic between node addresses with an iptables
 // chain of its own, jumped to from OUTPUT (loopback packets pass OUTPUT).
 type netFilter struct {
@@ -77,6 +87,10 @@ func (f *netFilter) cut(a, b []string) error {
 	return nil
 }
 
+func (f *netFilter) cutOneWay(from, to string) error {
+	return iptables("-A", f.chain, "-s", from, "-d", to, "-j", "DROP")
+}
+
 func (f *netFilter) heal() error { return iptables("-F", f.chain) }
 
 func (f *netFilter) close() {
@@ -88,7 +102,7 @@ func (f *netFilter) close() {
 // Partition splits the network: nodes (by index) in different groups can
 // no longer reach each other; nodes in no group keep reaching everyone.
 // Packets are dropped, not refused, as on a real network split. It needs
-// Options.Partitions. A new Partition replaces the previous one.
+// Options.Partitions or Options.Network InmemNetwork. A new Partition replaces the previous one.
 func (c *Cluster) Partition(groups ...[]int) {
 	c.t.Helper()
 	if c.net == nil {
@@ -138,7 +152,7 @@ func (c *Cluster) PartitionOneWay(from, to []int) {
 		src, _, _ := net.SplitHostPort(c.Node(i).Addr())
 		for _, j := range to {
 			dst, _, _ := net.SplitHostPort(c.Node(j).Addr())
-			if err := iptables("-A", c.net.chain, "-s", src, "-d", dst, "-j", "DROP"); err != nil {
+			if err := c.net.cutOneWay(src, dst); err != nil {
 				c.t.Fatalf("swarmtest: %v", err)
 			}
 		}

@@ -33,8 +33,12 @@ type Options struct {
 	// Partitions gives every node its own loopback address (127.x.y.z) so
 	// that Partition can cut the network between nodes with iptables rules
 	// on loopback. It needs root and iptables; without them NewCluster
-	// skips the test.
+	// skips the test. With Network InmemNetwork partitions need neither:
+	// they are always available.
 	Partitions bool
+	// Network is the network the nodes talk on: LoopbackNetwork (the
+	// default, real sockets) or InmemNetwork (in memory, no sockets).
+	Network Network
 }
 
 // Cluster is a running in-process swarm.
@@ -42,7 +46,8 @@ type Cluster struct {
 	t    testing.TB
 	opts Options
 
-	net *netFilter // nil without Options.Partitions
+	net   linkCutter // nil without Options.Partitions or InmemNetwork
+	inmem *inmemNet  // Options.Network InmemNetwork
 
 	mu       sync.Mutex
 	nodes    []*swarm.Node
@@ -60,7 +65,11 @@ func NewCluster(t testing.TB, opts Options) *Cluster {
 		opts.Managers = 1
 	}
 	c := &Cluster{t: t, opts: opts}
-	if opts.Partitions {
+	if opts.Network == InmemNetwork {
+		c.inmem = newInmemNet()
+		c.net = c.inmem
+		t.Cleanup(c.inmem.close)
+	} else if opts.Partitions {
 		f, err := newNetFilter()
 		if err != nil {
 			t.Skipf("swarmtest: partitions unavailable: %v", err)
@@ -93,6 +102,9 @@ func (c *Cluster) newConfig(role swarm.Role, idx int) swarm.Config {
 	}
 	if c.net != nil {
 		cfg.ListenAddr = c.net.nextIP() + ":0"
+	}
+	if c.inmem != nil {
+		cfg.Network = c.inmem
 	}
 	if c.opts.Runtime != nil {
 		cfg.Runtime = c.opts.Runtime(cfg.Hostname)
