@@ -423,10 +423,8 @@ func (n *Node) saveIdentity() error {
 	n.mu.Lock()
 	id := *n.ident
 	id.Addr = n.addr
-	if n.ml != nil {
-		id.GossipAddr = n.ml.LocalNode().Address()
-	}
 	n.mu.Unlock()
+	id.GossipAddr = n.gossipAddr()
 	return id.save(n.cfg.DataDir)
 }
 
