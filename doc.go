@@ -56,6 +56,12 @@
 //	n := swarm.NewNode(cfg)
 //	err := n.Join("10.0.0.1:2377")
 //
+// A daemon passes its shutdown context instead: [Node.InitContext],
+// [Node.JoinContext], [Node.LeaveContext] and [Node.UnlockContext] return
+// an error wrapping ctx.Err() as soon as ctx ends (a join to a manager
+// that never answers stops on SIGTERM), and a node whose Init or Join
+// failed is shut down.
+//
 // The service and node calls ([Node.CreateService], [Node.ScaleService],
 // [Node.Tasks], [Node.Nodes], [Node.WaitConverged] and so on) work on any
 // manager: a follower serves reads from its replica of the state and

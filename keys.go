@@ -359,37 +359,9 @@ func (n *Node) loadKeys(ident *identity, addr string) (locked bool, err error) {
 // the key of that time). Unlock then resumes the node as Init or Join
 // would have; if that fails the node is shut down, as after a failed Init.
 // A wrong key fails with ErrInvalidUnlockKey and the node stays locked.
+// It is [Node.UnlockContext] with context.Background().
 func (n *Node) Unlock(key string) error {
-	n.mu.Lock()
-	stopped := n.stopped
-	n.mu.Unlock()
-	if stopped {
-		return ErrShutdown
-	}
-	raw, err := parseUnlockKey(key)
-	if err != nil {
-		return err
-	}
-	k := n.keys
-	k.mu.Lock()
-	if !k.locked {
-		k.mu.Unlock()
-		return invalidf("Unlock: the node is not locked")
-	}
-	dek, err := k.file.open(raw)
-	if err != nil {
-		k.mu.Unlock()
-		return err
-	}
-	ident, addr := k.ident, k.addr
-	k.dek, k.keyID, k.fileVersion = dek, k.file.KeyID, k.file.RecordVersion
-	k.locked, k.file, k.ident = false, nil, nil
-	k.mu.Unlock()
-	if err := n.resume(ident, addr); err != nil {
-		n.Shutdown()
-		return err
-	}
-	return nil
+	return n.UnlockContext(context.Background(), key)
 }
 
 // Locked reports whether the node is an autolocked manager waiting for

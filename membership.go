@@ -183,7 +183,10 @@ func (n *Node) gossipAddr() string {
 	n.mu.Lock()
 	ml, adv := n.ml, n.gossipAdv
 	n.mu.Unlock()
-	if ml != nil {
+	if adv == "" && ml != nil {
+		// Only read memberlist's own record when no address was bound
+		// here: its fields change under UpdateNode without a lock
+		// readers can take (a data race under -race).
 		return ml.LocalNode().Address()
 	}
 	return adv

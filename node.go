@@ -151,25 +151,19 @@ func (n *Node) begin() error {
 }
 
 // Init creates a new swarm with this node as its first manager and
-// leader. If DataDir already holds a swarm, Init resumes it instead.
+// leader. If DataDir already holds a swarm, Init resumes it instead. It
+// is [Node.InitContext] with context.Background().
 func (n *Node) Init() error {
-	if err := n.begin(); err != nil {
-		return err
-	}
-	if err := n.init(); err != nil {
-		n.Shutdown()
-		return err
-	}
-	return nil
+	return n.InitContext(context.Background())
 }
 
-func (n *Node) init() error {
+func (n *Node) init(ctx context.Context) error {
 	ident, err := loadIdentity(n.cfg.DataDir)
 	if err != nil {
 		return err
 	}
 	if ident != nil {
-		return n.resume(ident, "")
+		return n.resume(ctx, ident, "")
 	}
 	n.setIdentity(&identity{NodeID: newID(), ClusterID: newID(), Role: RoleManager})
 	// The CA, this node's certificate and the gossip key come first: the
@@ -187,7 +181,7 @@ func (n *Node) init() error {
 	if err := n.startMemberlist(); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*n.cfg.ElectionTimeout+5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 10*n.cfg.ElectionTimeout+5*time.Second)
 	defer cancel()
 	if err := n.waitLeader(ctx); err != nil {
 		return err
@@ -223,25 +217,19 @@ func (n *Node) init() error {
 // Join joins the swarm of the manager at addr with Config.JoinToken; the
 // token decides the role. If DataDir already holds a swarm, Join resumes
 // it (addr is then only a hint where the managers are). A wrong or
-// malformed token is refused with ErrInvalidToken and the node is not admitted.
+// malformed token is refused with ErrInvalidToken and the node is not
+// admitted. It is [Node.JoinContext] with context.Background().
 func (n *Node) Join(addr string) error {
-	if err := n.begin(); err != nil {
-		return err
-	}
-	if err := n.join(addr); err != nil {
-		n.Shutdown()
-		return err
-	}
-	return nil
+	return n.JoinContext(context.Background(), addr)
 }
 
-func (n *Node) join(addr string) error {
+func (n *Node) join(ctx context.Context, addr string) error {
 	ident, err := loadIdentity(n.cfg.DataDir)
 	if err != nil {
 		return err
 	}
 	if ident != nil {
-		return n.resume(ident, addr)
+		return n.resume(ctx, ident, addr)
 	}
 	if addr == "" {
 		return invalidf("Join needs the address of a manager")
@@ -263,7 +251,7 @@ func (n *Node) join(addr string) error {
 	// A manager token makes a voter: Raft must listen before the leader adds it.
 	// The role is only known for sure from the leader's answer, so start
 	// Raft lazily below.
-	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.RPCTimeout+10*n.cfg.ElectionTimeout)
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.RPCTimeout+10*n.cfg.ElectionTimeout)
 	defer cancel()
 	resp, err := n.joinRPC(ctx, []string{addr}, false)
 	if err != nil {
@@ -299,7 +287,7 @@ func (n *Node) join(addr string) error {
 }
 
 // resume restarts a node from its DataDir.
-func (n *Node) resume(ident *identity, addr string) error {
+func (n *Node) resume(ctx context.Context, ident *identity, addr string) error {
 	if n.cfg.JoinToken != "" && ident.Digest != "" {
 		digest, _, err := parseToken(n.cfg.JoinToken)
 		if err != nil {
@@ -342,7 +330,7 @@ func (n *Node) resume(ident *identity, addr string) error {
 		peers = append([]string{addr}, peers...)
 	}
 	peers = without(peers, n.addr)
-	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.RPCTimeout+10*n.cfg.ElectionTimeout)
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.RPCTimeout+10*n.cfg.ElectionTimeout)
 	defer cancel()
 	if ident.Role == RoleManager {
 		// A manager comes back through Raft; announcing its (possibly new)
@@ -435,10 +423,8 @@ func (n *Node) saveIdentity() error {
 	n.mu.Lock()
 	id := *n.ident
 	id.Addr = n.addr
-	if n.ml != nil {
-		id.GossipAddr = n.ml.LocalNode().Address()
-	}
 	n.mu.Unlock()
+	id.GossipAddr = n.gossipAddr()
 	return id.save(n.cfg.DataDir)
 }
 
@@ -666,23 +652,12 @@ func copyMap(m map[string]string) map[string]string {
 }
 
 // JoinToken returns the token that joins a node with the given role. Only
-// managers know the tokens.
+// managers know the tokens. It is [Node.JoinTokenContext] bounded by
+// Config.RPCTimeout.
 func (n *Node) JoinToken(role Role) (string, error) {
-	if err := role.valid(); err != nil {
-		return "", err
-	}
-	if err := n.checkManager(); err != nil {
-		return "", err
-	}
-	var cl *clusterRecord
-	n.fsm.read(func(s *state) { cl = s.cluster })
-	if cl == nil {
-		return "", fmt.Errorf("%w: the swarm's state has not replicated to this manager yet", ErrNoLeader)
-	}
-	if role == RoleManager {
-		return formatToken(cl.Digest, cl.ManagerSecret), nil
-	}
-	return formatToken(cl.Digest, cl.WorkerSecret), nil
+	ctx, cancel := context.WithTimeout(n.baseCtx, n.cfg.RPCTimeout)
+	defer cancel()
+	return n.JoinTokenContext(ctx, role)
 }
 
 // checkManager fails unless the node runs and is a manager.
@@ -707,34 +682,10 @@ func (n *Node) checkManager() error {
 // reschedule its tasks at once, a manager first leaves the Raft
 // configuration, the node's containers are stopped and removed, and its
 // DataDir state is deleted. The last manager of a swarm with other nodes
-// cannot leave (ErrLastManager).
+// cannot leave (ErrLastManager). It is [Node.LeaveContext] with
+// context.Background().
 func (n *Node) Leave() error {
-	n.mu.Lock()
-	if n.stopped {
-		n.mu.Unlock()
-		return ErrShutdown
-	}
-	if !n.started {
-		n.mu.Unlock()
-		return ErrNotInSwarm
-	}
-	n.mu.Unlock()
-	if err := n.lockedErr(); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.RPCTimeout)
-	defer cancel()
-	if err := n.leave(ctx); err != nil {
-		return err
-	}
-	if a := n.agentRef(); a != nil {
-		a.stopAll(ctx)
-	}
-	if ml := n.memberlistRef(); ml != nil {
-		ml.Leave(time.Second)
-	}
-	n.Shutdown()
-	return wipeDataDir(n.cfg.DataDir)
+	return n.LeaveContext(context.Background())
 }
 
 func (n *Node) leave(ctx context.Context) error {

@@ -161,14 +161,32 @@ func DefaultConfig() Config {
 
 // DefaultLocalConfig returns a Config for nodes in one process or on one
 // host (tests, demos): loopback with a free port, in-memory state, short
-// restart delay. Its Raft and gossip timings leave room for a loaded
-// machine running many nodes (with the race detector) without false
-// failovers.
+// restart delay, and in-process Raft timings (those of
+// hashicorp/raft's own in-memory tests: 50 ms heartbeat, election and
+// lease timeouts, 5 ms commit timeout), so a new swarm takes its first
+// write within about a tenth of a second instead of most of one. Gossip
+// keeps DefaultConfig's timings, already tuned for loopback. Raft's
+// leader keeps its lease by heartbeating every HeartbeatTimeout/10; in a
+// binary built with the race detector, which slows every goroutine 5-10x,
+// the three Raft timeouts are 250 ms instead, so a loaded machine running
+// many nodes sees no spurious elections. The node heartbeats
+// (NodeHeartbeatPeriod/Timeout) stay long enough that such a machine
+// never marks a live node down.
 func DefaultLocalConfig() Config {
 	c := DefaultConfig()
 	c.ListenAddr = "127.0.0.1:0"
 	c.RestartDelay = 100 * time.Millisecond
 	c.RPCTimeout = 5 * time.Second
+	raftTick := 50 * time.Millisecond
+	if raceDetector {
+		// The race detector slows every goroutine 5-10x: a 50 ms
+		// heartbeat timeout then sees stalls that start elections.
+		raftTick *= 5
+	}
+	c.HeartbeatTimeout = raftTick
+	c.ElectionTimeout = raftTick
+	c.LeaderLeaseTimeout = raftTick
+	c.CommitTimeout = 5 * time.Millisecond
 	c.NodeHeartbeatPeriod = 250 * time.Millisecond
 	c.NodeHeartbeatTimeout = 1500 * time.Millisecond
 	return c

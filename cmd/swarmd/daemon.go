@@ -130,7 +130,7 @@ func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer stopControl()
-	if err := n.Init(); err != nil {
+	if err := n.InitContext(ctx); err != nil { // SIGTERM stops a hung start
 		return err
 	}
 	if resumed {
@@ -193,7 +193,7 @@ func runJoin(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer stopControl()
-	if err := n.Join(addr); err != nil {
+	if err := n.JoinContext(ctx, addr); err != nil { // SIGTERM stops a hung join
 		if errors.Is(err, swarm.ErrInvalidToken) {
 			return fmt.Errorf("%w (get a valid one from a manager: 'swarmd init' prints both)", err)
 		}
