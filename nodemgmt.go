@@ -359,7 +359,11 @@ func (n *Node) leaderUpdateNode(ctx context.Context, a *nodeMgmtArgs) (*nodeMgmt
 			if err := n.forward(ctx, "nodeMgmt", &fwd, &reply); err != nil {
 				return nil, err
 			}
-			return &reply, nil
+			// This node has left the Raft configuration, perhaps before the
+			// entry that demoted it reached it: it cannot wait to apply
+			// that index (the caller would hang until its deadline), and as
+			// a worker it serves no reads that would need it.
+			return &nodeMgmtReply{}, nil
 		}
 	}
 	// The role is written first: the demoted node hears of it through
