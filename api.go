@@ -97,7 +97,10 @@ func (n *Node) UpdateService(ctx context.Context, idOrName string, version uint6
 	prev := svc.Spec
 	next.Spec = spec
 	next.PreviousSpec = &prev
-	if taskSpecChanged(&prev, &spec) {
+	// A job whose counts change runs again (a new iteration), as Swarm
+	// does: the running tasks were started under the old MaxConcurrent.
+	jobRerun := spec.Mode.IsJob() && spec.Mode.normalized() != prev.Mode.normalized()
+	if taskSpecChanged(&prev, &spec) || jobRerun {
 		next.SpecVersion++
 		if spec.Mode.IsJob() {
 			next.JobStatus = &JobStatus{JobIteration: next.SpecVersion}

@@ -88,3 +88,26 @@ func TestJobValidation(t *testing.T) {
 		RollbackConfig: &swarm.UpdateConfig{FailureAction: swarm.UpdateActionRollback}})
 	require.ErrorIs(t, err, swarm.ErrInvalidSpec)
 }
+
+// Lowering a replicated job's MaxConcurrent starts a new iteration that
+// honours it: the tasks started under the old bound do not run on.
+func TestReplicatedJobMaxConcurrentLowered(t *testing.T) {
+	c, rt := sharedCluster(t, 1, 2)
+	ctx := ctxT(t)
+	leader := c.Leader()
+	// Inmem containers run until stopped: the job never completes here.
+	_, err := leader.CreateService(ctx, swarm.ServiceSpec{Name: "job", Image: "batch", Mode: swarm.ReplicatedJob(5, 10)})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return rt.Running("") == 5 }, waitFor, 10*time.Millisecond)
+	svc, err := leader.Service(ctx, "job")
+	require.NoError(t, err)
+	spec := svc.Spec
+	spec.Mode = swarm.ReplicatedJob(2, 10)
+	require.NoError(t, leader.UpdateService(ctx, "job", svc.Version, spec))
+	require.Eventually(t, func() bool { return rt.Running("") == 2 }, waitFor, 10*time.Millisecond,
+		"running: %d", rt.Running(""))
+	after, err := leader.Service(ctx, "job")
+	require.NoError(t, err)
+	require.Equal(t, svc.JobStatus.JobIteration+1, after.JobStatus.JobIteration)
+	require.Never(t, func() bool { return rt.Running("") > 2 }, 300*time.Millisecond, 10*time.Millisecond)
+}
