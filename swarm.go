@@ -161,10 +161,11 @@ func DefaultConfig() Config {
 
 // DefaultLocalConfig returns a Config for nodes in one process or on one
 // host (tests, demos): loopback with a free port, in-memory state, short
-// restart delay, and in-process Raft timings (those of
-// hashicorp/raft's own in-memory tests: 50 ms heartbeat, election and
-// lease timeouts, 5 ms commit timeout), so a new swarm takes its first
-// write within about a tenth of a second instead of most of one. Gossip
+// restart delay, and in-process Raft timings (100 ms heartbeat, election
+// and lease timeouts, 5 ms commit timeout; hashicorp/raft's own in-memory
+// tests use 50 ms, which on a loaded 2-core machine made a 2-voter
+// cluster's leader lose its lease), so a new swarm takes its first write
+// within a few tenths of a second instead of most of a second. Gossip
 // keeps DefaultConfig's timings, already tuned for loopback. Raft's
 // leader keeps its lease by heartbeating every HeartbeatTimeout/10; in a
 // binary built with the race detector, which slows every goroutine 5-10x,
@@ -177,11 +178,11 @@ func DefaultLocalConfig() Config {
 	c.ListenAddr = "127.0.0.1:0"
 	c.RestartDelay = 100 * time.Millisecond
 	c.RPCTimeout = 5 * time.Second
-	raftTick := 50 * time.Millisecond
+	raftTick := 100 * time.Millisecond
 	if raceDetector {
-		// The race detector slows every goroutine 5-10x: a 50 ms
+		// The race detector slows every goroutine 5-10x: a 100 ms
 		// heartbeat timeout then sees stalls that start elections.
-		raftTick *= 5
+		raftTick = 250 * time.Millisecond
 	}
 	c.HeartbeatTimeout = raftTick
 	c.ElectionTimeout = raftTick
