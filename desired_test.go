@@ -123,7 +123,11 @@ func TestStartFirstUpdateNeverBelowDesired(t *testing.T) {
 	inRuntime.stop()
 	require.GreaterOrEqual(t, inState.min.Load(), int64(8), "running tasks in the state never below desired")
 	require.GreaterOrEqual(t, inRuntime.min.Load(), int64(8), "running containers never below desired")
-	require.LessOrEqual(t, inRuntime.max.Load(), int64(10), "at most Parallelism extra")
+	// Replaced tasks are told to stop once their replacements run, and the
+	// next wave may start while their containers are still stopping (as in
+	// SwarmKit), so the bound on extras holds for the tasks that want to
+	// run, not for the containers still winding down.
+	require.LessOrEqual(t, inState.max.Load(), int64(10), "at most Parallelism extra")
 	require.Equal(t, map[string]int{"nginx:2": 8}, liveImages(t, leader, "web"))
 	require.GreaterOrEqual(t, tasksOn(t, leader, "web", badID, swarm.TaskRejected), 1, "the bad node was tried")
 	require.Zero(t, bad.Running(""), "no replica left on the node that cannot run the image")
