@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
-	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/podswarm/swarm/internal/loopfilter"
 )
 
 // linkCutter cuts and heals links between node hosts: iptables on
@@ -20,10 +20,10 @@ type linkCutter interface {
 	close()
 }
 
-// netFilter cuts loopback traffic between node addresses with an iptables
-// chain of its own, jumped to from OUTPUT (loopback packets pass OUTPUT).
+// netFilter cuts loopback traffic between node addresses with a
+// [loopfilter.Chain] of the cluster's own.
 type netFilter struct {
-	chain string
+	chain *loopfilter.Chain
 	base  int
 
 	mu   sync.Mutex
@@ -33,35 +33,14 @@ type netFilter struct {
 var filterSeq atomic.Int64
 
 func newNetFilter() (*netFilter, error) {
-	if os.Geteuid() != 0 {
-		return nil, fmt.Errorf("not root")
-	}
-	if _, err := exec.LookPath("iptables"); err != nil {
-		return nil, fmt.Errorf("iptables not found (scripts/setup.sh installs it)")
-	}
 	seq := filterSeq.Add(1)
-	f := &netFilter{
-		chain: fmt.Sprintf("PSW-%d-%d", os.Getpid(), seq),
-		// 127.(100 + pid%100).seq.i: distinct per cluster and, mostly, per
-		// test process.
-		base: (100+os.Getpid()%100)<<16 | int(seq%256)<<8,
-	}
-	if err := iptables("-N", f.chain); err != nil {
-		return nil, err
-	}
-	if err := iptables("-I", "OUTPUT", "-j", f.chain); err != nil {
-		iptables("-X", f.chain)
-		return nil, err
-	}
-	return f, nil
-}
-
-func iptables(args ...string) error {
-	out, err := exec.Command("iptables", append([]string{"-w"}, args...)...).CombinedOutput()
+	c, err := loopfilter.New(fmt.Sprintf("PSW-%d-%d", os.Getpid(), seq))
 	if err != nil {
-		return fmt.Errorf("iptables %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		return nil, err
 	}
-	return nil
+	// 127.(100 + pid%100).seq.i: distinct per cluster and, mostly, per
+	// test process.
+	return &netFilter{chain: c, base: (100+os.Getpid()%100)<<16 | int(seq%256)<<8}, nil
 }
 
 // nextIP returns a fresh loopback address for a node.
@@ -73,31 +52,15 @@ func (f *netFilter) nextIP() string {
 	return net.IPv4(127, byte(v>>16), byte(v>>8), byte(v)).String()
 }
 
-// cut drops all traffic between the two sets of addresses, both ways.
-func (f *netFilter) cut(a, b []string) error {
-	for _, x := range a {
-		for _, y := range b {
-			for _, r := range [][2]string{{x, y}, {y, x}} {
-				if err := iptables("-A", f.chain, "-s", r[0], "-d", r[1], "-j", "DROP"); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	return nil
-}
+func (f *netFilter) cut(a, b []string) error { return f.chain.Cut(a, b) }
 
 func (f *netFilter) cutOneWay(from, to string) error {
-	return iptables("-A", f.chain, "-s", from, "-d", to, "-j", "DROP")
+	return f.chain.Drop([]string{from}, []string{to})
 }
 
-func (f *netFilter) heal() error { return iptables("-F", f.chain) }
+func (f *netFilter) heal() error { return f.chain.Heal() }
 
-func (f *netFilter) close() {
-	iptables("-D", "OUTPUT", "-j", f.chain)
-	iptables("-F", f.chain)
-	iptables("-X", f.chain)
-}
+func (f *netFilter) close() { f.chain.Close() }
 
 // Partition splits the network: nodes (by index) in different groups can
 // no longer reach each other; nodes in no group keep reaching everyone.

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/podswarm/swarm/internal/loopfilter"
 	"go.uber.org/goleak"
 )
 
@@ -119,15 +120,7 @@ func aborted(rep *Report) <-chan struct{} {
 // removeOwnChains removes the iptables chains of this process's swarmtest
 // clusters (PSW-<pid>-*), for when the test must exit without its cleanups.
 func removeOwnChains() {
-	out, _ := exec.Command("iptables", "-w", "-S").Output()
-	prefix := fmt.Sprintf("PSW-%d-", os.Getpid())
-	for _, l := range strings.Split(string(out), "\n") {
-		if c, ok := strings.CutPrefix(l, "-N "); ok && strings.HasPrefix(c, prefix) {
-			iptables("-D", "OUTPUT", "-j", c)
-			iptables("-F", c)
-			iptables("-X", c)
-		}
-	}
+	loopfilter.RemovePrefix(fmt.Sprintf("PSW-%d-", os.Getpid()))
 }
 
 // TestChaosSwarmd runs the campaign against 3 manager and 2 worker swarmd
